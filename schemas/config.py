@@ -1,0 +1,115 @@
+"""Configuration entities: Twilio subaccounts, brands, use cases, sender numbers, opt-outs.
+
+They travel as :class:`ConfigChange` values on the compacted ``config.changes`` topic, keyed
+by :func:`config_key`; a ``None`` value (tombstone) deletes the entity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class BrandStatus(StrEnum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+    SUSPENDED = "suspended"
+
+
+class A2pCampaignStatus(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class NumberType(StrEnum):
+    LONG_CODE = "long_code"
+    TOLL_FREE = "toll_free"
+    SHORT_CODE = "short_code"
+
+
+class _Entity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Subaccount(_Entity):
+    """A Twilio subaccount. The auth token never leaves smslane's own topics and tables."""
+
+    kind: Literal["subaccount"] = "subaccount"
+    account_sid: str
+    auth_token: str
+    friendly_name: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Brand(_Entity):
+    kind: Literal["brand"] = "brand"
+    brand_id: str
+    name: str
+    status: BrandStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class UseCase(_Entity):
+    kind: Literal["use_case"] = "use_case"
+    id: UUID
+    name: str
+    account_sid: str
+    messaging_service_sid: str
+    brand_id: str
+    a2p_campaign_status: A2pCampaignStatus
+    permitted_regions: tuple[str, ...]
+    active: bool
+    deleted: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class SenderNumber(_Entity):
+    kind: Literal["sender_number"] = "sender_number"
+    use_case_id: UUID
+    phone_number: str
+    number_type: NumberType
+    created_at: datetime
+
+
+class OptOut(_Entity):
+    kind: Literal["opt_out"] = "opt_out"
+    use_case_id: UUID
+    phone_number: str
+    created_at: datetime
+
+
+ConfigEntity = Annotated[
+    Subaccount | Brand | UseCase | SenderNumber | OptOut, Field(discriminator="kind")
+]
+
+
+class ConfigChange(BaseModel):
+    """A value of ``config.changes``: the entity as it now is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity: ConfigEntity
+
+
+def config_key(entity: Subaccount | Brand | UseCase | SenderNumber | OptOut) -> str:
+    """The compacted-topic key of an entity: one key per entity, so compaction keeps the last."""
+    match entity:
+        case Subaccount():
+            return f"subaccount:{entity.account_sid}"
+        case Brand():
+            return f"brand:{entity.brand_id}"
+        case UseCase():
+            return f"use_case:{entity.id}"
+        case SenderNumber():
+            return f"sender_number:{entity.use_case_id}:{entity.phone_number}"
+        case OptOut():
+            return f"opt_out:{entity.use_case_id}:{entity.phone_number}"

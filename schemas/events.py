@@ -1,0 +1,70 @@
+"""Events that cross Kafka between the ingress and the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.records import SmsRecord
+
+
+class SendRequest(BaseModel):
+    """A validated ``POST /v1/sms/``, keyed by ``request_id`` on ``sms.send-requests``.
+
+    ``request_id`` is derived from (API key, ``Idempotency-Key``) when the header is present,
+    so a replay lands on the same partition and the same table entry; otherwise it is random.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: UUID
+    idempotency_key: str | None = None
+    body_hash: str
+    use_case_id: UUID
+    to_phone_number: str
+    message: str
+    received_at: datetime
+    reply_topic: str
+    correlation_id: str
+    #: Offset of ``config.changes`` the ingress had applied: the worker applies at least this
+    #: much configuration before it checks the request (read-your-writes for admin calls).
+    config_offset: int = -1
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: a sentence for a person and a stable code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detail: str
+    code: str
+
+
+class SendReply(BaseModel):
+    """The worker's answer to a :class:`SendRequest`, keyed by ``correlation_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    correlation_id: str
+    request_id: UUID
+    status_code: int
+    record: SmsRecord | None = None
+    error: ErrorBody | None = None
+    retry_after: int | None = None
+
+
+class RawCallback(BaseModel):
+    """A Twilio status callback as received, keyed by ``MessageSid`` on ``sms.callbacks``.
+
+    ``params`` holds every form field Twilio sent (it adds new ones without notice);
+    ``received_at`` is the ingress's clock when the request arrived, the source of the
+    record's timestamps so that a replay rebuilds identical records.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt_id: UUID
+    received_at: datetime
+    params: dict[str, str]

@@ -1,0 +1,143 @@
+"""Every runtime setting of smslane, read from ``SMSLANE_*`` environment variables.
+
+A malformed value stops the process at start with a message naming the variable
+(:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Process settings shared by the ingress, the worker, the sink and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="SMSLANE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/smslane.db",
+        description="SQLAlchemy URL of the store (sqlite+aiosqlite or postgresql+asyncpg).",
+    )
+    http_host: str = Field("127.0.0.1", description="Address the ingress listens on.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Port the ingress listens on.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL at which Twilio reaches the ingress (StatusCallback, signatures).",
+    )
+    twilio_api_base_url: str = Field("https://api.twilio.com", description="Twilio REST API base.")
+    twilio_lookup_base_url: str = Field(
+        "https://lookups.twilio.com", description="Twilio Lookup API base."
+    )
+    line_type_lookup: Literal["on", "off"] = Field(
+        "on", description="`off` skips the Lookup call; validity and region still apply."
+    )
+    api_keys: CommaList = Field((), description="Bearer keys accepted on /v1/sms*.")
+    admin_api_keys: CommaList = Field((), description="Bearer keys accepted on /v1/admin/*.")
+
+    topic_prefix: str = Field(
+        "", description="Prefix for every topic name (lets several deployments share a broker)."
+    )
+    app_id: str = Field("smslane", description="Faust application id (consumer group prefix).")
+    data_dir: Path = Field(Path("var"), description="Where local state, logs and tables live.")
+    topic_partitions: int = Field(
+        4, ge=1, le=256, description="Partitions of the per-message topics."
+    )
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long POST /v1/sms/ waits for the worker's answer."
+    )
+    kafka_timeout_seconds: float = Field(
+        5.0, gt=0, description="Bound on a Kafka produce or metadata call made for a request."
+    )
+    provider_max_attempts: int = Field(
+        4, ge=1, le=10, description="Attempts at a Twilio call before provider_unavailable."
+    )
+    provider_timeout_seconds: float = Field(
+        5.0, gt=0, description="Timeout of one Twilio HTTP call."
+    )
+    record_retention_days: float = Field(
+        7.0, gt=0, description="How long a terminal record stays in the worker's hot table."
+    )
+    early_callback_hold_seconds: float = Field(
+        300.0, gt=0, description="How long a callback for an unknown MessageSid is held."
+    )
+    early_callback_max_held: int = Field(
+        10_000, ge=1, description="At most this many early callbacks are held at once."
+    )
+    table_store: str = Field(
+        "rocksdb://", description="Faust table store URL (rocksdb:// or memory://)."
+    )
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version `smslane kafka` runs.")
+    kafka_home: Path = Field(
+        Path.home() / ".cache" / "smslane" / "kafka",
+        description="Cache of the Kafka artifacts resolved from Maven Central.",
+    )
+
+    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("public_base_url", "twilio_api_base_url", "twilio_lookup_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {server!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("expected sqlite+aiosqlite://... or postgresql+asyncpg://...")
+        return value
+
+    @property
+    def record_retention(self) -> timedelta:
+        return timedelta(days=self.record_retention_days)
+
+    @property
+    def status_callback_url(self) -> str:
+        """The StatusCallback given to Twilio for every message."""
+        return f"{self.public_base_url}/v1/webhook/twilio/sms-status"
+
+
+class SettingsError(SystemExit):
+    """Raised at start-up when a setting is malformed; its text names each variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment, or exit with a message naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            value = error.get("input")
+            lines.append(f"SMSLANE_{field.upper()}={value!r}: {error['msg']}")
+        raise SettingsError("smslane: invalid setting\n  " + "\n  ".join(lines)) from None

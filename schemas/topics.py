@@ -1,0 +1,54 @@
+"""Every Kafka topic of smslane in one place: name, key, value type, partitions, cleanup.
+
+Names get ``SMSLANE_TOPIC_PREFIX`` in front (empty by default), so the downstream topic is
+exactly ``sms.status`` unless an operator chooses otherwise; tests use a unique prefix each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel
+
+from schemas.config import ConfigChange
+from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.records import SmsRecord, SmsStatusEvent
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its base name, what its key is, its value type and its layout."""
+
+    base_name: str
+    key: str
+    value_type: type[BaseModel]
+    #: ``None`` means SMSLANE_TOPIC_PARTITIONS (the per-message topics share it, so that
+    #: Faust tables fed by them are co-partitioned).
+    partitions: int | None
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    retention_ms: int | None = None
+
+    def name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.base_name}"
+
+
+class Topics:
+    """The topic catalog. ``Topics.all()`` is what start-up creates."""
+
+    SEND_REQUESTS: ClassVar[TopicSpec] = TopicSpec(
+        "sms.send-requests", "request_id", SendRequest, None
+    )
+    SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
+        "sms.send-replies", "correlation_id", SendReply, 1, retention_ms=3_600_000
+    )
+    CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
+    CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
+    STATUS: ClassVar[TopicSpec] = TopicSpec("sms.status", "record id", SmsStatusEvent, None)
+    CONFIG: ClassVar[TopicSpec] = TopicSpec(
+        "config.changes", "entity key", ConfigChange, 1, cleanup_policy="compact"
+    )
+
+    @classmethod
+    def all(cls) -> tuple[TopicSpec, ...]:
+        return tuple(v for v in vars(cls).values() if isinstance(v, TopicSpec))
