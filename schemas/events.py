@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -68,3 +69,17 @@ class RawCallback(BaseModel):
     receipt_id: UUID
     received_at: datetime
     params: dict[str, str]
+
+
+class LifecycleControl(BaseModel):
+    """A housekeeping order for the lifecycle agent, keyed by ``message_sid``.
+
+    Sent by the worker's own timers onto ``sms.lifecycle-control`` so that table deletions
+    happen inside stream processing, on the partition that owns the key.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["expire_held", "evict"]
+    #: When the timer decided it; the agent re-checks the condition against this time.
+    at: datetime

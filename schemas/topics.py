@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel
 
 from schemas.config import ConfigChange
-from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequest
 from schemas.records import SmsRecord, SmsStatusEvent
 
 
@@ -45,10 +45,52 @@ class Topics:
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
     STATUS: ClassVar[TopicSpec] = TopicSpec("sms.status", "record id", SmsStatusEvent, None)
+    LIFECYCLE_CONTROL: ClassVar[TopicSpec] = TopicSpec(
+        "sms.lifecycle-control", "message_sid", LifecycleControl, None
+    )
+    #: The worker's config GlobalTable reads this as its changelog, hence Faust's naming
+    #: ("<app id>-<table>-changelog", the app id being "<prefix>smslane").
     CONFIG: ClassVar[TopicSpec] = TopicSpec(
-        "config.changes", "entity key", ConfigChange, 1, cleanup_policy="compact"
+        "smslane-config-changelog", "entity key", ConfigChange, 1, cleanup_policy="compact"
     )
 
     @classmethod
     def all(cls) -> tuple[TopicSpec, ...]:
         return tuple(v for v in vars(cls).values() if isinstance(v, TopicSpec))
+
+
+async def ensure_topics(
+    bootstrap_servers: str, prefix: str, partitions: int, *, timeout_s: float = 30.0
+) -> list[str]:
+    """Create every catalog topic that does not exist yet; return the names created.
+
+    Idempotent: existing topics are left as they are, and a concurrent creator is fine.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = []
+        for spec in Topics.all():
+            name = spec.name(prefix)
+            if name in existing:
+                continue
+            configs = {"cleanup.policy": spec.cleanup_policy}
+            if spec.retention_ms is not None:
+                configs["retention.ms"] = str(spec.retention_ms)
+            wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
+        created = []
+        for topic in wanted:  # one by one: a concurrent creator fails only its own topic
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,224 @@
+"""The ingress's connection to Kafka: one producer, the reply consumer, the config view.
+
+- Sends are request-reply over Kafka: a :class:`SendRequest` carries ``reply_topic`` and a
+  ``correlation_id``; the worker answers on the reply topic and the waiting request resumes.
+- The compacted config topic is read from its start into a :class:`ConfigView`, so admin
+  reads, webhook signature checks and read-your-writes offsets need no extra round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from schemas.config import ConfigChange, ConfigEntity, config_key
+from schemas.config_view import ConfigView
+from schemas.errors import GatewayTimeout, ServiceUnavailable
+from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.settings import Settings
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class KafkaBridge:
+    """Everything the HTTP handlers need from Kafka, started once per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        prefix = settings.topic_prefix
+        self.requests_topic = Topics.SEND_REQUESTS.name(prefix)
+        self.replies_topic = Topics.SEND_REPLIES.name(prefix)
+        self.callbacks_topic = Topics.CALLBACKS.name(prefix)
+        self.config_topic = Topics.CONFIG.name(prefix)
+        self.config = ConfigView()
+        self._pending: dict[str, asyncio.Future[SendReply]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._config_ready = asyncio.Event()
+        self._starting: AIOKafkaProducer | None = None
+
+    @property
+    def _timeout(self) -> float:
+        return self.settings.kafka_timeout_seconds
+
+    async def start(self) -> None:
+        servers = self.settings.kafka_bootstrap_servers
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=servers,
+            acks="all",
+            linger_ms=1,
+            request_timeout_ms=int(self._timeout * 1000),
+            enable_idempotence=True,
+        )
+        await self._producer.start()
+        # Handlers keep answering 503 until the config view has caught up.
+        self._starting, self._producer = self._producer, None
+        replies = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        await replies.start()
+        reply_tp = TopicPartition(self.replies_topic, 0)
+        replies.assign([reply_tp])
+        await replies.seek_to_end(reply_tp)
+        await replies.position(reply_tp)
+        config = AIOKafkaConsumer(
+            bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await config.start()
+        config_tp = TopicPartition(self.config_topic, 0)
+        config.assign([config_tp])
+        await config.seek_to_beginning(config_tp)
+        end = (await config.end_offsets([config_tp]))[config_tp]
+        self._tasks = [
+            asyncio.create_task(self._read_replies(replies), name="read-replies"),
+            asyncio.create_task(self._read_config(config, end), name="read-config"),
+        ]
+        await asyncio.wait_for(self._config_ready.wait(), timeout=60)
+        self._producer, self._starting = self._starting, None
+        log.info(
+            "ingress connected to Kafka at %s; configuration loaded up to offset %d",
+            servers, self.config.applied_offset,
+        )  # fmt: skip
+
+    async def connect(self, retry_every_s: float = 2.0) -> None:
+        """Start, retrying until the broker answers (handlers answer 503 meanwhile)."""
+        while True:
+            try:
+                await self.start()
+                return
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "Kafka at %s unavailable (%s); retrying in %.0fs",
+                    self.settings.kafka_bootstrap_servers, type(exc).__name__, retry_every_s,
+                )  # fmt: skip
+                await self._close_partial()
+                await asyncio.sleep(retry_every_s)
+
+    async def _close_partial(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        for producer in (self._producer, self._starting):
+            if producer is not None:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+        self._producer = self._starting = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None and self._config_ready.is_set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._producer is not None:
+            await self._producer.stop()
+        for future in self._pending.values():
+            future.cancel()
+
+    async def _read_replies(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for messages in batches.values():
+                    for message in messages:
+                        self._resolve(message.value)
+        finally:
+            await consumer.stop()
+
+    def _resolve(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            reply = SendReply.model_validate_json(value)
+        except ValidationError:
+            log.error("malformed reply on %s", self.replies_topic)
+            return
+        future = self._pending.get(reply.correlation_id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    async def _read_config(self, consumer: AIOKafkaConsumer, end: int) -> None:
+        try:
+            if end == 0:
+                self._config_ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for messages in batches.values():
+                    for message in messages:
+                        key = message.key.decode() if message.key else ""
+                        self.config.apply(key, message.value, message.offset)
+                        if message.offset + 1 >= end:
+                            self._config_ready.set()
+                if batches:
+                    await self.config.notify()
+        finally:
+            await consumer.stop()
+
+    # -- producing -------------------------------------------------------------------------
+
+    async def _send(self, topic: str, key: bytes, value: bytes | None, **kw: object) -> int:
+        """Produce and wait for the broker's ack; the record's offset."""
+        if not self.connected or self._producer is None:
+            raise ServiceUnavailable("Kafka is not connected yet; retry in a moment.")
+        try:
+            metadata = await asyncio.wait_for(
+                self._producer.send_and_wait(topic, key=key, value=value, **kw),  # type: ignore[arg-type]
+                timeout=self._timeout,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            log.error("could not write to Kafka topic %s: %s", topic, type(exc).__name__)
+            raise ServiceUnavailable(
+                "Kafka did not acknowledge the write in time; nothing was stored, retry later."
+            ) from exc
+        return int(metadata.offset)
+
+    async def request_send(self, request: SendRequest) -> SendReply:
+        """Publish a send request and wait (bounded) for the worker's reply."""
+        future: asyncio.Future[SendReply] = asyncio.get_running_loop().create_future()
+        self._pending[request.correlation_id] = future
+        try:
+            await self._send(
+                self.requests_topic, request.request_id.bytes, request.model_dump_json().encode()
+            )
+            return await asyncio.wait_for(future, timeout=self.settings.send_timeout_seconds)
+        except TimeoutError as exc:
+            raise GatewayTimeout() from exc
+        finally:
+            self._pending.pop(request.correlation_id, None)
+
+    def new_correlation_id(self) -> str:
+        return uuid.uuid4().hex
+
+    async def publish_callback(self, sid: str, callback: RawCallback) -> None:
+        """Write a raw callback durably (broker ack) before the webhook answers."""
+        await self._send(self.callbacks_topic, sid.encode(), callback.model_dump_json().encode())
+
+    async def publish_config(self, entity: ConfigEntity) -> None:
+        """Write a config entity and wait until this process's view has applied it."""
+        value = ConfigChange(entity=entity).model_dump_json().encode()
+        offset = await self._send(
+            self.config_topic, config_key(entity).encode(), value, partition=0
+        )
+        await self.config.wait_for(offset, timeout_s=self._timeout)
+
+    async def delete_config(self, key: str) -> None:
+        offset = await self._send(self.config_topic, key.encode(), None, partition=0)
+        await self.config.wait_for(offset, timeout_s=self._timeout)
+
+    async def ping(self) -> None:
+        """Raise ServiceUnavailable unless the broker answers a metadata request."""
+        if self._producer is None:
+            raise ServiceUnavailable("Kafka is not connected.")
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), self._timeout)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise ServiceUnavailable("Kafka does not answer.") from exc

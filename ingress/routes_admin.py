@@ -1,0 +1,272 @@
+"""``/v1/admin/*``: subaccounts, brands, use cases, sender numbers and opt-outs.
+
+Each change is written to the compacted config topic and answered once this process's view
+has applied it; the send request that follows carries that offset to the worker, so the
+change is in force for every send that starts after the call returned.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ingress.auth import require_admin_key
+from ingress.docs import error_responses
+from schemas.config import (
+    A2pCampaignStatus,
+    Brand,
+    BrandStatus,
+    NumberType,
+    OptOut,
+    SenderNumber,
+    Subaccount,
+    UseCase,
+    config_key,
+)
+from schemas.errors import InvalidRequest, UseCaseNotFound
+
+router = APIRouter(
+    prefix="/v1/admin", tags=["Configuration (admin)"], dependencies=[Depends(require_admin_key)]
+)
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_REGION = re.compile(r"^[A-Z]{2}$")
+
+
+class SubaccountBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    auth_token: str = Field(min_length=1, max_length=256)
+    friendly_name: str | None = Field(None, max_length=256)
+
+
+class BrandBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=256)
+    status: BrandStatus
+
+
+def _regions(value: list[str]) -> list[str]:
+    upper = [v.upper() for v in value]
+    bad = [v for v in upper if not _REGION.match(v)]
+    if bad:
+        raise ValueError(f"not ISO 3166 alpha-2 codes: {', '.join(bad)}")
+    return upper
+
+
+class UseCaseBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=256)
+    account_sid: str = Field(min_length=1, max_length=64)
+    messaging_service_sid: str = Field(min_length=1, max_length=64)
+    brand_id: str = Field(min_length=1, max_length=128)
+    a2p_campaign_status: A2pCampaignStatus
+    permitted_regions: list[str]
+    active: bool
+
+    _check_regions = field_validator("permitted_regions")(_regions)
+
+
+class UseCasePatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(None, min_length=1, max_length=256)
+    account_sid: str | None = Field(None, min_length=1, max_length=64)
+    messaging_service_sid: str | None = Field(None, min_length=1, max_length=64)
+    brand_id: str | None = Field(None, min_length=1, max_length=128)
+    a2p_campaign_status: A2pCampaignStatus | None = None
+    permitted_regions: list[str] | None = None
+    active: bool | None = None
+
+    @field_validator("permitted_regions")
+    @classmethod
+    def _check_regions(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _regions(value)
+
+
+class NumberBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    number_type: NumberType
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _public(entity: BaseModel, *exclude: str) -> dict[str, Any]:
+    return entity.model_dump(mode="json", exclude={"kind", *exclude})
+
+
+def _e164(number: str) -> str:
+    number = number.strip()
+    if not _E164.match(number):
+        raise InvalidRequest(f"Invalid request: phone_number: {number!r} is not in E.164 format.")
+    return number
+
+
+def _use_case(request: Request, use_case_id: str) -> UseCase:
+    try:
+        key = uuid.UUID(use_case_id)
+    except ValueError:
+        raise UseCaseNotFound(f"No SMS use case with id {use_case_id!r}.") from None
+    use_case: UseCase | None = request.app.state.bridge.config.use_cases.get(key)
+    if use_case is None or use_case.deleted:
+        raise UseCaseNotFound(f"No SMS use case with id {use_case_id}, or it was deleted.")
+    return use_case
+
+
+@router.put(
+    "/twilio-subaccounts/{account_sid}",
+    summary="Create or replace a Twilio subaccount",
+    responses=error_responses(403, 422),
+)
+async def put_subaccount(request: Request, account_sid: str, body: SubaccountBody) -> JSONResponse:
+    """Store the subaccount's auth token; it is never returned or logged."""
+    bridge = request.app.state.bridge
+    existing = bridge.config.subaccounts.get(account_sid)
+    now = _now()
+    entity = Subaccount(
+        account_sid=account_sid,
+        auth_token=body.auth_token,
+        friendly_name=body.friendly_name,
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
+    )
+    await bridge.publish_config(entity)
+    return JSONResponse(_public(entity, "auth_token"), status_code=200 if existing else 201)
+
+
+@router.put(
+    "/brands/{brand_id}", summary="Create or replace a brand", responses=error_responses(403, 422)
+)
+async def put_brand(request: Request, brand_id: str, body: BrandBody) -> JSONResponse:
+    bridge = request.app.state.bridge
+    existing = bridge.config.brands.get(brand_id)
+    now = _now()
+    entity = Brand(
+        brand_id=brand_id,
+        name=body.name,
+        status=body.status,
+        created_at=existing.created_at if existing else now,
+        updated_at=now,
+    )
+    await bridge.publish_config(entity)
+    return JSONResponse(_public(entity), status_code=200 if existing else 201)
+
+
+@router.post(
+    "/sms-use-cases",
+    status_code=201,
+    summary="Create an SMS use case",
+    responses=error_responses(403, 422),
+)
+async def create_use_case(request: Request, body: UseCaseBody) -> JSONResponse:
+    now = _now()
+    entity = UseCase(
+        id=uuid.uuid4(), **body.model_dump(), deleted=False, created_at=now, updated_at=now
+    )
+    await request.app.state.bridge.publish_config(entity)
+    return JSONResponse(_public(entity, "deleted"), status_code=201)
+
+
+@router.get(
+    "/sms-use-cases/{use_case_id}",
+    summary="Get an SMS use case",
+    responses=error_responses(403, UseCaseNotFound),
+)
+async def get_use_case(request: Request, use_case_id: str) -> Any:
+    use_case = _use_case(request, use_case_id)
+    out = _public(use_case, "deleted")
+    numbers = request.app.state.bridge.config.sender_list(use_case.id)
+    out["phone_numbers"] = [_public(n, "use_case_id") for n in numbers]
+    return out
+
+
+@router.patch(
+    "/sms-use-cases/{use_case_id}",
+    summary="Change an SMS use case",
+    responses=error_responses(403, 422, UseCaseNotFound),
+)
+async def patch_use_case(request: Request, use_case_id: str, body: UseCasePatch) -> Any:
+    use_case = _use_case(request, use_case_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "permitted_regions" in changes:
+        changes["permitted_regions"] = tuple(changes["permitted_regions"])
+    entity = use_case.model_copy(update={**changes, "updated_at": _now()})
+    await request.app.state.bridge.publish_config(UseCase.model_validate(entity.model_dump()))
+    return _public(entity, "deleted")
+
+
+@router.delete(
+    "/sms-use-cases/{use_case_id}",
+    status_code=204,
+    summary="Delete an SMS use case",
+    responses=error_responses(403, UseCaseNotFound),
+)
+async def delete_use_case(request: Request, use_case_id: str) -> Response:
+    use_case = _use_case(request, use_case_id)
+    entity = use_case.model_copy(update={"deleted": True, "active": False, "updated_at": _now()})
+    await request.app.state.bridge.publish_config(entity)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/sms-use-cases/{use_case_id}/phone-numbers/{phone_number}",
+    summary="Add a number to the sender pool",
+    responses=error_responses(403, 422, UseCaseNotFound),
+)
+async def put_phone_number(
+    request: Request, use_case_id: str, phone_number: str, body: NumberBody
+) -> Any:
+    use_case = _use_case(request, use_case_id)
+    entity = SenderNumber(
+        use_case_id=use_case.id,
+        phone_number=_e164(phone_number),
+        number_type=body.number_type,
+        created_at=_now(),
+    )
+    await request.app.state.bridge.publish_config(entity)
+    return _public(entity)
+
+
+@router.delete(
+    "/sms-use-cases/{use_case_id}/phone-numbers/{phone_number}",
+    status_code=204,
+    summary="Remove a number from the sender pool",
+    responses=error_responses(403, 422, UseCaseNotFound),
+)
+async def delete_phone_number(request: Request, use_case_id: str, phone_number: str) -> Response:
+    use_case = _use_case(request, use_case_id)
+    number = _e164(phone_number)
+    key = f"sender_number:{use_case.id}:{number}"
+    await request.app.state.bridge.delete_config(key)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/sms-use-cases/{use_case_id}/opt-outs/{phone_number}",
+    summary="Record that a number opted out of this use case",
+    responses=error_responses(403, 422, UseCaseNotFound),
+)
+async def put_opt_out(request: Request, use_case_id: str, phone_number: str) -> Any:
+    use_case = _use_case(request, use_case_id)
+    entity = OptOut(use_case_id=use_case.id, phone_number=_e164(phone_number), created_at=_now())
+    await request.app.state.bridge.publish_config(entity)
+    return _public(entity)
+
+
+@router.delete(
+    "/sms-use-cases/{use_case_id}/opt-outs/{phone_number}",
+    status_code=204,
+    summary="Remove an opt-out",
+    responses=error_responses(403, 422, UseCaseNotFound),
+)
+async def delete_opt_out(request: Request, use_case_id: str, phone_number: str) -> Response:
+    use_case = _use_case(request, use_case_id)
+    number = _e164(phone_number)
+    entity = OptOut(use_case_id=use_case.id, phone_number=number, created_at=_now())
+    await request.app.state.bridge.delete_config(config_key(entity))
+    return Response(status_code=204)

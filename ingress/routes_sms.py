@@ -1,0 +1,156 @@
+"""``/v1/sms/``: send one SMS, read one, list them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingress.auth import require_api_key
+from ingress.docs import SEND_ERRORS, error_responses
+from schemas.errors import ERRORS_BY_CODE, InvalidRequest, NotFound, ServiceUnavailable
+from schemas.events import SendRequest
+from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/sms", tags=["SMS"])
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f7e55-3a6e-4c89-9f0a-5b1d6f2c9a10")
+E164 = r"^\+[1-9][0-9]{1,14}$"
+
+
+class SendSmsBody(BaseModel):
+    """The body of ``POST /v1/sms/``; unknown fields are ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "use_case_id": "0b6f3c1e-7d2a-4f5e-9c1b-2a3d4e5f6a7b",
+                    "to_phone_number": "+14155550123",
+                    "message": "Your code is 123456",
+                }
+            ]
+        },
+    )
+
+    use_case_id: uuid.UUID = Field(description="ID of the SMS use case to send through")
+    to_phone_number: str = Field(pattern=E164, description="Destination in E.164 format")
+    message: str = Field(min_length=1, max_length=1600, description="Message body")
+
+
+class SmsList(BaseModel):
+    items: list[SmsRecord]
+    next_cursor: str | None
+
+
+def body_hash(body: SendSmsBody) -> str:
+    canonical = f"{body.use_case_id}\n{body.to_phone_number}\n{body.message}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "/",
+    status_code=201,
+    response_model=SmsRecord,
+    summary="Send SMS",
+    responses=error_responses(*SEND_ERRORS),
+)
+async def send_sms(
+    request: Request,
+    body: SendSmsBody,
+    api_key: Annotated[str, Depends(require_api_key)],
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """Send one SMS through the use case's Messaging Service; answers the new record."""
+    bridge = request.app.state.bridge
+    if idempotency_key:
+        request_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{api_key}:{idempotency_key}")
+    else:
+        request_id = uuid.uuid4()
+    send = SendRequest(
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        body_hash=body_hash(body),
+        use_case_id=body.use_case_id,
+        to_phone_number=body.to_phone_number,
+        message=body.message,
+        received_at=datetime.now(UTC),
+        reply_topic=bridge.replies_topic,
+        correlation_id=bridge.new_correlation_id(),
+        config_offset=bridge.config.applied_offset,
+    )
+    reply = await bridge.request_send(send)
+    if reply.error is not None:
+        error_type = ERRORS_BY_CODE.get(reply.error.code, ServiceUnavailable)
+        error = error_type(reply.error.detail)
+        error.retry_after = reply.retry_after  # type: ignore[attr-defined]
+        raise error
+    assert reply.record is not None
+    await _remember(request, reply.record)
+    return JSONResponse(reply.record.model_dump(mode="json"), status_code=reply.status_code)
+
+
+async def _remember(request: Request, record: SmsRecord) -> None:
+    """Write version 1 to the store so a GET right after the 201 finds it.
+
+    Idempotent with the sink: an equal or newer version already there wins.
+    """
+    store = request.app.state.store
+    try:
+        await store.upsert_records([SmsStatusEvent(**record.model_dump(), version=1)])
+    except Exception:
+        log.exception("could not write record %s to the store; the sink will", record.id)
+
+
+@router.get(
+    "/{sms_id}", response_model=SmsRecord, summary="Get one SMS", responses=error_responses(404)
+)
+async def get_sms(
+    request: Request, sms_id: str, _: Annotated[str, Depends(require_api_key)]
+) -> Any:
+    """The record with this id, or 404."""
+    try:
+        record_id = uuid.UUID(sms_id)
+    except ValueError:
+        raise NotFound(f"No SMS with id {sms_id!r}.") from None
+    record = await request.app.state.store.get_record(record_id)
+    if record is None:
+        raise NotFound(f"No SMS with id {sms_id}.")
+    return record.model_dump(mode="json")
+
+
+@router.get("/", response_model=SmsList, summary="List SMS", responses=error_responses(422))
+async def list_sms(
+    request: Request,
+    _: Annotated[str, Depends(require_api_key)],
+    use_case_id: uuid.UUID | None = None,
+    status: SmsStatus | None = None,
+    to_number: Annotated[str | None, Query(pattern=E164)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: str | None = None,
+) -> Any:
+    """Newest first; follow ``next_cursor`` for the next page."""
+    from sinks.store import InvalidCursor
+
+    try:
+        items, next_cursor = await request.app.state.store.list_records(
+            use_case_id=use_case_id,
+            status=status,
+            to_number=to_number,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            cursor=cursor,
+        )
+    except InvalidCursor:
+        raise InvalidRequest("Invalid request: cursor: not a cursor this API returned.") from None
+    return {"items": [r.model_dump(mode="json") for r in items], "next_cursor": next_cursor}

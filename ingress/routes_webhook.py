@@ -1,0 +1,66 @@
+"""``POST /v1/webhook/twilio/sms-status``: check the signature, store the callback, answer.
+
+Nothing else happens here: the lifecycle agent does the rest from ``sms.callbacks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+
+from ingress.docs import error_responses
+from ingress.errors import error_response
+from schemas.events import RawCallback
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["Webhooks"])
+
+
+@router.post(
+    "/v1/webhook/twilio/sms-status",
+    status_code=204,
+    summary="Twilio status callback",
+    responses={
+        204: {"description": "Stored (or silently ignored)"},
+        403: {"description": "Request signature validation failed"},
+        **{k: v for k, v in error_responses(503).items() if k == 503},
+    },
+)
+async def twilio_status_callback(request: Request) -> Response:
+    """Receive a delivery status update from Twilio (form-encoded, signed)."""
+    received_at = datetime.now(UTC)
+    raw = await request.body()
+    try:
+        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return error_response(403, "Request signature validation failed.", "invalid_signature")
+    settings = request.app.state.settings
+    bridge = request.app.state.bridge
+    account = bridge.config.subaccounts.get(params.get("AccountSid", ""))
+    signature = request.headers.get("x-twilio-signature", "")
+    url = f"{settings.public_base_url}{request.url.path}"
+    if request.url.query:
+        url = f"{url}?{request.url.query}"
+    if (
+        account is None
+        or not signature
+        or not RequestValidator(account.auth_token).validate(url, params, signature)
+    ):
+        log.warning(
+            "rejected status callback: %s",
+            "unknown AccountSid" if account is None else "bad signature",
+            extra={"account_sid": params.get("AccountSid"), "sid": params.get("MessageSid")},
+        )
+        return error_response(403, "Request signature validation failed.", "invalid_signature")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not sid or not (params.get("MessageStatus") or params.get("SmsStatus")):
+        log.warning("dropping signed callback without MessageSid/MessageStatus: %s", sorted(params))
+        return Response(status_code=204)
+    callback = RawCallback(receipt_id=uuid.uuid4(), received_at=received_at, params=params)
+    await bridge.publish_callback(sid, callback)
+    return Response(status_code=204)

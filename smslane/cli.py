@@ -1,0 +1,152 @@
+"""The ``smslane`` command: run the whole system or one of its processes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from schemas.settings import Settings, load_settings
+
+_DESCRIPTION = """\
+smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
+through Kafka and Faust. Every process reads its settings from SMSLANE_* environment
+variables (see README.md); a malformed one stops it at start with the variable's name."""
+
+_EPILOG = """\
+examples:
+  smslane up --demo            everything on this machine, with a demo use case
+  smslane kafka start          a local single-node Kafka broker (KRaft, no Docker)
+  smslane worker               the stream worker (send, lifecycle, configuration agents)
+"""
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.kafka_local import KafkaError, LocalKafka
+
+    broker = LocalKafka(settings)
+    try:
+        if args.action == "start":
+            broker.start()
+        elif args.action == "stop":
+            broker.stop()
+        else:
+            status = broker.status()
+            sys.stdout.write(status.detail + "\n")
+            return 0 if status.answering else 3
+    except KafkaError as exc:
+        sys.stderr.write(f"smslane kafka {args.action}: {exc}\n")
+        return 1
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _sink(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.runner import main as run_sink
+
+    run_sink(settings)
+    return 0
+
+
+def _ingress(settings: Settings, args: argparse.Namespace) -> int:
+    from ingress.app import run_ingress
+
+    run_ingress(settings)
+    return 0
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.up import run_up
+
+    return run_up(settings, demo=args.demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smslane",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        help="run everything on this machine",
+        description="Start the local Kafka broker (unless one answers at "
+        "SMSLANE_KAFKA_BOOTSTRAP_SERVERS), the worker, the sink, the ingress and, when no "
+        "real Twilio account is configured, the Twilio simulator. Ctrl-C stops all of it.",
+    )
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="also create a demo subaccount, brand, use case and sender pool, and show a live "
+        "table of messages and their status changes",
+    )
+    up.set_defaults(run=_up)
+
+    kafka = sub.add_parser(
+        "kafka",
+        help="a local single-node Kafka broker (KRaft, no Docker)",
+        description="Manage a single-node Apache Kafka broker on this machine. The jars come "
+        "from Maven Central through `mvn` (Java 17+ and Maven needed) and are cached in "
+        "SMSLANE_KAFKA_HOME; data, pid file and log live in SMSLANE_DATA_DIR/kafka.",
+    )
+    kafka.add_argument(
+        "action",
+        choices=["start", "stop", "status"],
+        help="start: in the background, waiting until it answers; stop: the broker smslane "
+        "started; status: exit 0 when a broker answers, 3 otherwise",
+    )
+    kafka.set_defaults(run=_kafka)
+
+    for name, run, text in (
+        ("worker", _worker, "the Faust worker: send, lifecycle and configuration agents"),
+        ("sink", _sink, "materialize sms.status into the SQL store (SMSLANE_DATABASE_URL)"),
+        ("ingress", _ingress, "the HTTP API (uvicorn) on SMSLANE_HTTP_HOST:SMSLANE_HTTP_PORT"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.set_defaults(run=run)
+
+    sim = sub.add_parser(
+        "twilio-sim",
+        help="the Twilio simulator, for development, demos, tests and benchmarks",
+        add_help=False,
+    )
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    sim.set_defaults(run=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    if args.command == "twilio-sim":
+        from twilio_sim import main as sim_main
+
+        return sim_main(args.sim_args)
+    settings = load_settings()
+    code: int = args.run(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The Faust application: built in one place by :func:`create_app`, run by :func:`run_worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from schemas.config_view import ConfigView
+from schemas.settings import Settings
+from schemas.topics import Topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def faust_app_id(settings: Settings) -> str:
+    """The Faust app id: consumer group and changelog-topic prefix."""
+    return f"{settings.topic_prefix}smslane"
+
+
+@dataclass
+class Worker:
+    """The app and what its agents share."""
+
+    app: faust.App
+    settings: Settings
+    config: ConfigView
+    topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> faust.TopicT:
+        return self.topics[name]
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=False,
+    )
+
+
+def create_app(settings: Settings) -> Worker:
+    """Build the Faust app with its topics, tables and agents."""
+    prefix = settings.topic_prefix
+    app = faust.App(
+        faust_app_id(settings),
+        broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
+        store=settings.table_store,
+        datadir=str(settings.data_dir.resolve() / "worker"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+        stream_wait_empty=False,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        producer_linger=0.005,
+        table_cleanup_interval=60.0,
+    )
+    worker = Worker(app=app, settings=settings, config=ConfigView())
+    for spec in Topics.all():
+        worker.topics[spec.base_name] = _raw_topic(
+            app, spec.name(prefix), spec.partitions or settings.topic_partitions
+        )
+
+    async def on_config_event(event: faust.EventT) -> None:
+        message = event.message
+        key = message.key.decode() if isinstance(message.key, bytes) else str(message.key)
+        worker.config.apply(key, message.value, message.offset)
+        await worker.config.notify()
+
+    # The changelog of this GlobalTable is the compacted topic the admin API writes: its
+    # default name, "<app id>-config-changelog", is the catalog's config topic.
+    assert Topics.CONFIG.name(prefix) == f"{faust_app_id(settings)}-config-changelog"
+    app.GlobalTable(
+        "config",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=1,
+        store="memory://",
+        recovery_buffer_size=1,
+        on_changelog_event=on_config_event,
+    )
+
+    from streams.lifecycle.agents import register as register_lifecycle
+    from streams.sending.agents import register as register_sending
+
+    register_sending(worker)
+    register_lifecycle(worker)
+    return worker
+
+
+class _Worker(faust.Worker):
+    """Faust's worker, plus a ready file (pid inside) once recovery has completed."""
+
+    def __init__(self, *args: Any, ready_file: Path, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ready_file = ready_file
+        ready_file.unlink(missing_ok=True)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        self.ready_file.parent.mkdir(parents=True, exist_ok=True)
+        self.ready_file.write_text(str(os.getpid()))
+        log.info("worker ready: tables recovered, agents running")
+
+    async def on_shutdown(self) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        await super().on_shutdown()
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the topics, then run the worker until SIGINT/SIGTERM."""
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions
+        )
+    )
+    worker = create_app(settings)
+    log.info(
+        "worker starting: app id %s, broker %s, store %s",
+        worker.app.conf.id,
+        settings.kafka_bootstrap_servers,
+        settings.table_store,
+    )
+    _Worker(
+        worker.app,
+        ready_file=settings.data_dir.resolve() / "worker.ready",
+        loglevel="INFO",
+        redirect_stdouts=False,
+        override_logging=False,
+        console_port=0,
+    ).execute_from_commandline()

@@ -1,0 +1,217 @@
+"""The lifecycle agent: created records and raw callbacks into per-message state.
+
+``sms.created``, ``sms.callbacks`` and ``sms.lifecycle-control`` are all keyed by
+``message_sid`` and share their partition count, so one agent reads them as one stream and
+the tables ``record_by_sid`` and ``held_by_sid`` stay co-partitioned with it. Every change of
+a record goes to ``sms.status`` keyed by the record's id with the next ``version``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schemas.events import LifecycleControl, RawCallback
+from schemas.records import SmsRecord, SmsStatusEvent
+from schemas.topics import Topics
+from streams.lifecycle.state import CallbackFacts, Rejected, apply_callback, parse_callback
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleState(BaseModel):
+    """Value of ``record_by_sid``: the record, its version, the receipt that made it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: SmsRecord
+    version: int
+    last_receipt: str | None = None
+
+
+class Held(BaseModel):
+    """Value of ``held_by_sid``: callbacks that arrived before their message was recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: datetime
+    callbacks: tuple[RawCallback, ...]
+
+
+def register(worker: Any) -> None:
+    """Declare the lifecycle agent, its tables and its housekeeping timers."""
+    app: faust.App = worker.app
+    settings = worker.settings
+    created_topic = worker.topic(Topics.CREATED.base_name)
+    callbacks_topic = worker.topic(Topics.CALLBACKS.base_name)
+    control_topic = worker.topic(Topics.LIFECYCLE_CONTROL.base_name)
+    status_topic = worker.topic(Topics.STATUS.base_name)
+    partitions = settings.topic_partitions
+    records = app.Table("record_by_sid", key_type=bytes, value_type=bytes, partitions=partitions)
+    held = app.Table("held_by_sid", key_type=bytes, value_type=bytes, partitions=partitions)
+    hold_for = timedelta(seconds=settings.early_callback_hold_seconds)
+    retention = settings.record_retention
+    source = app.topic(
+        created_topic.get_topic_name(),
+        callbacks_topic.get_topic_name(),
+        control_topic.get_topic_name(),
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+    )  # fmt: skip
+    counters: dict[str, int] = worker.extras.setdefault("lifecycle_counters", {})
+
+    def count(outcome: str) -> None:
+        counters[outcome] = counters.get(outcome, 0) + 1
+
+    async def publish(state: LifecycleState) -> None:
+        event = SmsStatusEvent(**state.record.model_dump(), version=state.version)
+        await status_topic.send(
+            key=str(state.record.id).encode(), value=event.model_dump_json().encode(), force=True
+        )
+
+    async def store(sid: bytes, state: LifecycleState) -> None:
+        records[sid] = state.model_dump_json().encode()
+        await publish(state)
+
+    async def apply(
+        state: LifecycleState, raw: RawCallback, facts: CallbackFacts
+    ) -> LifecycleState:
+        changed = apply_callback(state.record, facts)
+        receipt = str(raw.receipt_id)
+        if changed is None:
+            if state.last_receipt == receipt:
+                # A redelivery of the callback that made this version: publish it again in
+                # case the first publish was lost; consumers drop it by version.
+                await publish(state)
+            count("duplicate_or_regression")
+            return state
+        state = LifecycleState(record=changed, version=state.version + 1, last_receipt=receipt)
+        count("applied")
+        return state
+
+    async def on_created(sid: bytes, value: bytes) -> None:
+        record = SmsRecord.model_validate_json(value)
+        if records.get(sid) is not None:
+            return  # a replayed created event: the record exists already
+        state = LifecycleState(record=record, version=1)
+        held_value = held.get(sid)
+        pending: tuple[RawCallback, ...] = ()
+        if held_value is not None:
+            pending = Held.model_validate_json(held_value).callbacks
+            del held[sid]
+        await store(sid, state)
+        for raw in pending:
+            facts = parse_callback(raw.params, raw.received_at)
+            if isinstance(facts, CallbackFacts):
+                new_state = await apply(state, raw, facts)
+                if new_state is not state:
+                    state = new_state
+                    await store(sid, state)
+        if pending:
+            log.info("applied %d early callback(s) for sid=%s", len(pending), sid.decode())
+
+    async def on_callback(sid: bytes, value: bytes) -> None:
+        raw = RawCallback.model_validate_json(value)
+        facts = parse_callback(raw.params, raw.received_at)
+        if isinstance(facts, Rejected):
+            log.warning("dropping callback sid=%s: %s", sid.decode(errors="replace"), facts.reason)
+            count("rejected")
+            return
+        for warning in facts.warnings:
+            log.warning("callback sid=%s: %s", facts.message_sid, warning)
+        current = records.get(sid)
+        if current is None:
+            hold(sid, raw)
+            return
+        state = LifecycleState.model_validate_json(current)
+        new_state = await apply(state, raw, facts)
+        if new_state is not state:
+            await store(sid, new_state)
+
+    def hold(sid: bytes, raw: RawCallback) -> None:
+        existing = held.get(sid)
+        if existing is None:
+            if len(held_sids) >= settings.early_callback_max_held:
+                log.warning("dropping early callback sid=%s: hold is full", sid.decode())
+                count("dropped_hold_full")
+                return
+            entry = Held(since=raw.received_at, callbacks=(raw,))
+        else:
+            entry = Held.model_validate_json(existing)
+            entry = Held(since=entry.since, callbacks=(*entry.callbacks, raw))
+        held[sid] = entry.model_dump_json().encode()
+        held_sids.add(sid)
+        count("held")
+
+    def on_control(sid: bytes, value: bytes) -> None:
+        order = LifecycleControl.model_validate_json(value)
+        if order.action == "expire_held":
+            entry = held.get(sid)
+            if entry is not None and Held.model_validate_json(entry).since + hold_for <= order.at:
+                dropped = len(Held.model_validate_json(entry).callbacks)
+                del held[sid]
+                held_sids.discard(sid)
+                log.warning(
+                    "dropped %d callback(s) for unknown sid=%s after %.0fs",
+                    dropped, sid.decode(), hold_for.total_seconds(),
+                )  # fmt: skip
+                count("dropped_unknown_sid")
+        else:
+            current = records.get(sid)
+            if current is None:
+                return
+            record = LifecycleState.model_validate_json(current).record
+            if record.status.terminal and record.updated_at + retention <= order.at:
+                del records[sid]
+                count("evicted")
+
+    held_sids: set[bytes] = set()
+
+    @app.agent(source, name="track_lifecycle")
+    async def track_lifecycle(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            sid, value, topic = event.key, event.value, event.message.topic
+            if not sid or value is None:
+                continue
+            try:
+                if topic == callbacks_topic.get_topic_name():
+                    await on_callback(sid, value)
+                elif topic == created_topic.get_topic_name():
+                    await on_created(sid, value)
+                else:
+                    on_control(sid, value)
+            except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+                log.error(
+                    "skipping poison event at %s[%d]@%d: %s",
+                    topic, event.message.partition, event.message.offset, exc,
+                )  # fmt: skip
+                count("poison")
+
+    @app.timer(interval=max(1.0, min(30.0, hold_for.total_seconds() / 5)))
+    async def expire_held_callbacks() -> None:
+        now = datetime.now(UTC)
+        for sid, value in list(held.items()):
+            held_sids.add(sid)
+            if Held.model_validate_json(value).since + hold_for <= now:
+                await control_topic.send(
+                    key=sid,
+                    value=LifecycleControl(action="expire_held", at=now).model_dump_json().encode(),
+                )
+
+    @app.timer(interval=max(60.0, min(3600.0, retention.total_seconds() / 24)))
+    async def evict_terminal_records() -> None:
+        now = datetime.now(UTC)
+        orders = 0
+        for sid, value in records.items():
+            record = LifecycleState.model_validate_json(value).record
+            if record.status.terminal and record.updated_at + retention <= now:
+                await control_topic.send(
+                    key=sid,
+                    value=LifecycleControl(action="evict", at=now).model_dump_json().encode(),
+                )
+                orders += 1
+        if orders:
+            log.info("ordered eviction of %d terminal record(s) older than %s", orders, retention)

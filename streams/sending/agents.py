@@ -1,0 +1,247 @@
+"""The send agent: checks a send request, creates the message at Twilio once, answers.
+
+Requests arrive keyed by ``request_id``; the outcome of each is kept in the table
+``outcome_by_request`` (keyed the same way, so its changelog follows the stream's partitions).
+A replayed request, whether a Kafka redelivery or a client retry with the same
+``Idempotency-Key``, is answered from there and never reaches Twilio twice.
+
+Provider calls of a batch run concurrently (``take_events`` + ``gather``), never with
+``concurrency > 1`` (faust-streaming #606).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schemas.config import ConfigChange, OptOut, config_key
+from schemas.errors import (
+    DestinationOptedOut,
+    IdempotencyKeyReused,
+    ProviderUnavailable,
+    SmslaneError,
+)
+from schemas.events import ErrorBody, SendReply, SendRequest
+from schemas.records import SmsRecord
+from schemas.topics import Topics
+from streams.sending import checks
+from streams.sending.provider import ProviderDown, ProviderRejection, TwilioGateway
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+BATCH_SIZE = 200
+BATCH_WITHIN_S = 0.005
+
+
+class Outcome(BaseModel):
+    """What a request ended in: the table value of ``outcome_by_request``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    body_hash: str
+    decided_at: datetime
+    status_code: int
+    record: SmsRecord | None = None
+    error: ErrorBody | None = None
+    retry_after: int | None = None
+
+    def reply(self, request: SendRequest) -> SendReply:
+        return SendReply(
+            correlation_id=request.correlation_id,
+            request_id=request.request_id,
+            status_code=self.status_code,
+            record=self.record,
+            error=self.error,
+            retry_after=self.retry_after,
+        )
+
+
+def _error_outcome(request: SendRequest, error: SmslaneError, **extra: Any) -> Outcome:
+    return Outcome(
+        body_hash=request.body_hash,
+        decided_at=datetime.now(UTC),
+        status_code=error.status_code,
+        error=ErrorBody(detail=error.detail, code=error.code),
+        **extra,
+    )
+
+
+class Sender:
+    """Runs one request through the contract's checks and Twilio."""
+
+    def __init__(self, worker: Any, gateway: TwilioGateway) -> None:
+        self.worker = worker
+        self.config = worker.config
+        self.settings = worker.settings
+        self.gateway = gateway
+
+    async def decide(self, request: SendRequest) -> tuple[Outcome, OptOut | None]:
+        """The outcome of a new request, and an opt-out to record (Twilio 21610)."""
+        await self.config.wait_for(request.config_offset, timeout_s=5.0)
+        config = self.config
+        use_case = config.use_cases.get(request.use_case_id)
+        senders = config.sender_list(request.use_case_id)
+        error = checks.check_use_case(use_case, senders)
+        if error is not None:
+            return _error_outcome(request, error), None
+        assert use_case is not None
+        destination = checks.parse_destination(request.to_phone_number)
+        if isinstance(destination, SmslaneError):
+            return _error_outcome(request, destination), None
+        account = config.subaccounts.get(use_case.account_sid)
+        if account is None:
+            error = ProviderUnavailable(
+                f"The use case's Twilio subaccount {use_case.account_sid} is not configured."
+            )
+            return _error_outcome(request, error, retry_after=60), None
+        line_type = None
+        if self.settings.line_type_lookup == "on":
+            try:
+                line_type = await self.gateway.line_type(account, destination.e164)
+            except ProviderDown as exc:
+                log.warning("Lookup unavailable (%s); sending without the line type", exc.reason)
+        error = checks.check_destination(
+            destination,
+            line_type,
+            config.opted_out(use_case.id, destination.e164),
+            use_case,
+            config.brands.get(use_case.brand_id),
+        )
+        if error is not None:
+            return _error_outcome(request, error), None
+        try:
+            sid = await self.gateway.create_message(
+                account, use_case.messaging_service_sid, destination.e164, request.message
+            )
+        except ProviderDown as exc:
+            return _error_outcome(
+                request,
+                ProviderUnavailable(f"Twilio is unavailable ({exc.reason}); retry later."),
+                retry_after=exc.retry_after,
+            ), None
+        if isinstance(sid, ProviderRejection):
+            return self._rejected(request, sid, use_case.id, destination.e164)
+        now = datetime.now(UTC)
+        record = SmsRecord(
+            id=uuid.uuid4(),
+            use_case_id=use_case.id,
+            message_sid=sid,
+            to_number=destination.e164,
+            body=request.message,
+            created_at=request.received_at,
+            updated_at=request.received_at,
+        )
+        log.info("message created sid=%s use_case=%s", sid, use_case.id)
+        return Outcome(
+            body_hash=request.body_hash, decided_at=now, status_code=201, record=record
+        ), None
+
+    def _rejected(
+        self, request: SendRequest, rejection: ProviderRejection, use_case_id: uuid.UUID, to: str
+    ) -> tuple[Outcome, OptOut | None]:
+        error_type = checks.error_for_twilio_code(rejection.code)
+        log.info("Twilio rejected the message: HTTP %s code %s", rejection.status, rejection.code)
+        if error_type is None:
+            error: SmslaneError = ProviderUnavailable(
+                f"Twilio refused the message (error {rejection.code}: {rejection.message})."
+            )
+            return _error_outcome(request, error, retry_after=60), None
+        opt_out = None
+        if error_type is DestinationOptedOut:
+            opt_out = OptOut(use_case_id=use_case_id, phone_number=to, created_at=datetime.now(UTC))
+        detail = f"{error_type.default_detail} (Twilio error {rejection.code})"
+        return _error_outcome(request, error_type(detail)), opt_out
+
+
+def register(worker: Any) -> None:
+    """Declare the send agent and its table on the worker's app."""
+    app: faust.App = worker.app
+    requests_topic = worker.topic(Topics.SEND_REQUESTS.base_name)
+    created_topic = worker.topic(Topics.CREATED.base_name)
+    config_topic = worker.topic(Topics.CONFIG.base_name)
+    outcomes = app.Table(
+        "outcome_by_request",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=worker.settings.topic_partitions,
+    )
+    gateway = TwilioGateway(worker.settings)
+    sender = Sender(worker, gateway)
+    reply_topics: dict[str, faust.TopicT] = {}
+
+    def reply_topic(name: str) -> faust.TopicT:
+        if name not in reply_topics:
+            reply_topics[name] = app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                value_serializer="raw",
+            )  # fmt: skip
+        return reply_topics[name]
+
+    async def handle(request: SendRequest) -> tuple[Outcome, OptOut | None, bool]:
+        """(outcome, opt-out to record, whether the outcome is new)."""
+        stored = outcomes.get(request.request_id.bytes)
+        if stored is not None:
+            previous = Outcome.model_validate_json(stored)
+            if datetime.now(UTC) - previous.decided_at < IDEMPOTENCY_WINDOW:
+                if previous.body_hash != request.body_hash:
+                    return _error_outcome(request, IdempotencyKeyReused()), None, False
+                return previous, None, False
+        outcome, opt_out = await sender.decide(request)
+        return outcome, opt_out, True
+
+    @app.agent(requests_topic, name="send_messages")
+    async def send_messages(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+            await _process_batch(stream, events)
+
+    async def _process_batch(stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
+        decoded: list[tuple[faust.EventT, SendRequest]] = []
+        for event in events:
+            try:
+                decoded.append((event, SendRequest.model_validate_json(event.value)))
+            except ValidationError:
+                log.error(
+                    "skipping malformed send request at %s[%d]@%d",
+                    event.message.topic, event.message.partition, event.message.offset,
+                )  # fmt: skip
+        # Duplicates inside one batch: the first decides, the others replay its outcome.
+        firsts: dict[uuid.UUID, SendRequest] = {}
+        for _, request in decoded:
+            firsts.setdefault(request.request_id, request)
+        results = await asyncio.gather(*(handle(r) for r in firsts.values()))
+        decided = dict(zip(firsts, results, strict=True))
+        for event, request in decoded:
+            outcome, opt_out, new = decided[request.request_id]
+            if request is not firsts[request.request_id]:
+                new = False
+                if outcome.body_hash != request.body_hash:
+                    outcome = _error_outcome(request, IdempotencyKeyReused())
+            stream._set_current_event(event)
+            if new and outcome.status_code != 503:
+                outcomes[request.request_id.bytes] = outcome.model_dump_json().encode()
+            if opt_out is not None:
+                await config_topic.send(
+                    key=config_key(opt_out).encode(),
+                    value=ConfigChange(entity=opt_out).model_dump_json().encode(),
+                    partition=0,
+                    force=True,
+                )
+            if outcome.record is not None:
+                await created_topic.send(
+                    key=outcome.record.message_sid.encode(),
+                    value=outcome.record.model_dump_json().encode(),
+                    force=True,
+                )
+            await reply_topic(request.reply_topic).send(
+                key=request.correlation_id.encode(),
+                value=outcome.reply(request).model_dump_json().encode(),
+                force=True,
+            )
