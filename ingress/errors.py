@@ -33,6 +33,10 @@ def error_response(
 def describe_validation(errors: list[Any]) -> str:
     """One sentence naming each invalid field, e.g. ``body.message: String should have...``."""
     parts = []
+    if any(e.get("loc") == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
+        return (
+            "Invalid request: the body must be a JSON object (send Content-Type: application/json)."
+        )
     for error in errors[:5]:
         loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
         field = ".".join(loc) or "body"

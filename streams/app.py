@@ -128,6 +128,7 @@ def run_worker(settings: Settings) -> None:
             settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions
         )
     )
+    (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
     worker = create_app(settings)
     log.info(
         "worker starting: app id %s, broker %s, store %s",

@@ -1,0 +1,85 @@
+"""Child processes of ours (``smslane <command>``), each with its log in a file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+
+class Child:
+    """One ``python -m smslane.cli ARGS`` process in its own session, logging to a file."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name, self.args, self.env = name, args, dict(env)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "smslane.cli", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def check_alive(self) -> None:
+        if self.proc is not None and not self.alive():
+            raise ChildDied(self)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
+        """Signal the child's whole process group and wait; SIGKILL after ``timeout_s``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class ChildDied(RuntimeError):
+    def __init__(self, child: Child) -> None:
+        code = child.proc.returncode if child.proc else None
+        super().__init__(
+            f"{child.name} exited (status {code}); last lines of {child.log_path}:\n{child.tail()}"
+        )
+        self.child = child
+
+
+def wait_until(
+    check: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1
+) -> object:
+    """Poll ``check`` until it returns something truthy; TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(interval_s)

@@ -1,0 +1,164 @@
+"""Real smslane processes for integration tests: broker, simulator, worker, sink, ingress.
+
+Every :class:`Stack` has its own topic prefix (hence its own topics, consumer groups and
+Faust app id), data directory, database and ports, so stacks never see each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+
+from smslane.kafka_local import LocalKafka, broker_answers
+from smslane.processes import Child, wait_until
+
+API_KEY = "test-api-key"
+ADMIN_KEY = "test-admin-key"
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789"
+SERVICE_SID = "MG" + "2" * 32
+SENDERS = ("+14155550100", "+12125550100")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """The simulator, the worker, the sink and the ingress on one broker and one database."""
+
+    def __init__(
+        self,
+        root: Path,
+        bootstrap: str,
+        database_url: str | None = None,
+        **settings: str,
+    ) -> None:
+        self.root = root
+        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.http_port = free_port()
+        self.sim_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        root.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLANE_")}
+        env.update(
+            {
+                "SMSLANE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "SMSLANE_TOPIC_PREFIX": self.prefix,
+                "SMSLANE_DATA_DIR": str(root / "var"),
+                "SMSLANE_DATABASE_URL": database_url
+                or f"sqlite+aiosqlite:///{root / 'smslane.db'}",
+                "SMSLANE_HTTP_HOST": "127.0.0.1",
+                "SMSLANE_HTTP_PORT": str(self.http_port),
+                "SMSLANE_PUBLIC_BASE_URL": self.base_url,
+                "SMSLANE_TWILIO_API_BASE_URL": self.sim_url,
+                "SMSLANE_TWILIO_LOOKUP_BASE_URL": self.sim_url,
+                "SMSLANE_API_KEYS": API_KEY,
+                "SMSLANE_ADMIN_API_KEYS": ADMIN_KEY,
+                "SMSLANE_TABLE_STORE": "memory://",
+                "SMSLANE_TOPIC_PARTITIONS": "2",
+                "SMSLANE_SEND_TIMEOUT_SECONDS": "20",
+                "SMSLANE_PROVIDER_MAX_ATTEMPTS": "3",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({f"SMSLANE_{k.upper()}": v for k, v in settings.items()})
+        self.env = env
+        logs = root / "logs"
+        logs.mkdir(exist_ok=True)
+        sim_args = [
+            "twilio-sim", "--port", str(self.sim_port),
+            "--account", f"{ACCOUNT_SID}:{AUTH_TOKEN}",
+            "--service", f"{SERVICE_SID}:{','.join(SENDERS)}",
+        ]  # fmt: skip
+        self.sim = Child("twilio-sim", sim_args, env, logs)
+        self.worker = Child("worker", ["worker"], env, logs)
+        self.sink = Child("sink", ["sink"], env, logs)
+        self.ingress = Child("ingress", ["ingress"], env, logs)
+        self.processes = [self.sim, self.worker, self.sink, self.ingress]
+
+    @property
+    def ready_file(self) -> Path:
+        return self.root / "var" / "worker.ready"
+
+    def start(self, timeout_s: float = 90.0) -> Stack:
+        for process in self.processes:
+            process.start()
+        wait_until(lambda: self._http_ok(f"{self.sim_url}/_sim/health"), timeout_s, "simulator")
+        self.wait_worker_ready(timeout_s)
+        wait_until(lambda: self._http_ok(f"{self.base_url}/readyz"), timeout_s, "ingress ready")
+        return self
+
+    def wait_worker_ready(self, timeout_s: float = 90.0) -> None:
+        def ready() -> bool:
+            self.worker.check_alive()
+            return self.ready_file.exists()
+
+        wait_until(ready, timeout_s, "worker ready", interval_s=0.2)
+
+    def restart_worker(self, sig: int = signal.SIGTERM) -> None:
+        self.worker.stop(sig)
+        self.ready_file.unlink(missing_ok=True)
+        self.worker.start()
+        self.wait_worker_ready()
+
+    def _http_ok(self, url: str) -> bool:
+        for process in self.processes:
+            process.check_alive()
+        try:
+            return httpx.get(url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.tail(60)}" for p in self.processes)
+
+    def client(self, key: str = API_KEY) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+        )
+
+    def admin(self) -> httpx.AsyncClient:
+        return self.client(ADMIN_KEY)
+
+    def sim_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.sim_url, timeout=10.0)
+
+
+def docker_answers() -> bool:
+    with contextlib.suppress(Exception):
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+        return True
+    return False
+
+
+def start_local_broker(root: Path) -> tuple[str, LocalKafka]:
+    """A broker of our own for this test session, from the cached Maven artifacts."""
+    from schemas.settings import Settings
+
+    port = free_port()
+    settings = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{port}",
+        data_dir=root,
+    )  # type: ignore[call-arg]
+    broker = LocalKafka(settings)
+    broker.start()
+    return settings.kafka_bootstrap_servers, broker
+
+
+__all__ = ["broker_answers", "docker_answers", "start_local_broker"]
