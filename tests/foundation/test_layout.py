@@ -1,0 +1,52 @@
+"""The topic catalog, docker-compose.yml and the CLI's help hold together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from schemas.settings import Settings
+from schemas.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_topic_is_produced_and_consumed_somewhere() -> None:
+    sources = "\n".join(
+        p.read_text() for pkg in ("ingress", "streams", "sinks") for p in (ROOT / pkg).rglob("*.py")
+    )
+    for spec in Topics.all():
+        attribute = next(k for k, v in vars(Topics).items() if v is spec)
+        assert f"Topics.{attribute}" in sources, f"{spec.base_name} is used nowhere"
+
+
+def test_topic_names_are_unique_and_downstream_is_sms_status() -> None:
+    names = [t.name() for t in Topics.all()]
+    assert len(names) == len(set(names))
+    assert Topics.STATUS.name() == "sms.status"
+
+
+def test_docker_compose_parses_and_uses_the_settings() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"kafka", "postgres", "worker", "sink", "ingress", "twilio-sim"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    known = {f"SMSLANE_{name.upper()}" for name in Settings.model_fields}
+    for name in ("worker", "sink", "ingress"):
+        env = services[name]["environment"]
+        assert set(env) <= known, set(env) - known
+        assert env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert services[name]["command"] == ["smslane", name]
+
+
+def test_help_explains_every_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smslane.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for command in ("up", "kafka", "worker", "sink", "ingress", "twilio-sim"):
+        assert command in done.stdout
