@@ -1,0 +1,7 @@
+"""The SQL side of smslane: the sink that materializes ``sms.status`` and the record store.
+
+- :mod:`sinks.store` — :class:`~sinks.store.Store` (open, upsert, get, list, ping);
+- :mod:`sinks.runner` — ``run_sink`` and ``main`` (``smslane sink``);
+- :mod:`sinks.migrate` — Alembic migrations, applied by ``Store.open`` under a lock;
+- :mod:`sinks.errors` — ``StoreUnavailable`` (503) and ``InvalidCursor`` (422).
+"""

@@ -1,0 +1,260 @@
+"""The sink process: ``sms.status`` → :meth:`Store.upsert_records`, at least once.
+
+Each loop takes up to ``batch_size`` records from Kafka, writes them in one transaction and
+only then commits their offsets. A crash anywhere re-delivers from the last commit, and the
+version-ordered upsert makes the replay harmless, so the table always converges on what an
+uninterrupted run would have written.
+
+A value that is not an :class:`SmsStatusEvent` is logged (topic, partition, offset) and
+skipped. When the database is down, the same batch is retried with bounded exponential
+backoff for as long as it takes, while the partitions are paused (the consumer keeps polling,
+so it stays in its group); nothing is dropped, reordered or committed past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from schemas.records import SmsStatusEvent
+from schemas.settings import Settings
+from schemas.topics import Topics
+from sinks.errors import StoreUnavailable
+from sinks.store import Store
+
+log = logging.getLogger(__name__)
+
+Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between attempts while the database is down: ``initial * factor**n``, capped."""
+
+    initial_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """The pause after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_s, self.initial_s * self.factor ** (attempt - 1)))
+
+
+class _Throughput:
+    """Counts rows and logs the rate every ``interval_s`` seconds at INFO."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._since = time.monotonic()
+        self._messages = 0
+        self._rows = 0
+
+    def add(self, messages: int, rows: int) -> None:
+        self._messages += messages
+        self._rows += rows
+        self.maybe_log()
+
+    def maybe_log(self) -> None:
+        elapsed = time.monotonic() - self._since
+        if elapsed < self._interval_s:
+            return
+        if self._messages:
+            log.info(
+                "sink: %d events, %d rows changed in %.1fs (%.0f events/s, %.0f rows/s)",
+                self._messages,
+                self._rows,
+                elapsed,
+                self._messages / elapsed,
+                self._rows / elapsed,
+                extra={"events": self._messages, "rows": self._rows, "seconds": elapsed},
+            )
+        self._since, self._messages, self._rows = time.monotonic(), 0, 0
+
+
+async def run_sink(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+    batch_size: int = 1000,
+    poll_timeout_ms: int = 500,
+    backoff: Backoff | None = None,
+    stats_interval_s: float = 10.0,
+) -> None:
+    """Materialize ``sms.status`` into the store at ``settings.database_url`` until ``stop``.
+
+    ``ready`` is set once the store is open and the consumer has started. Cancelling the
+    task is safe at any point: uncommitted records are simply consumed again next time.
+    """
+    stop = stop or asyncio.Event()
+    backoff = backoff or Backoff()
+    store = await _open_store(settings.database_url, stop, backoff)
+    if store is None:
+        return
+    topic = Topics.STATUS.name(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.app_id}-sink",
+        client_id=f"{settings.app_id}-sink",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        await consumer.start()
+        log.info("sink: consuming %s into %s", topic, store.engine.url.render_as_string())
+        if ready is not None:
+            ready.set()
+        throughput = _Throughput(stats_interval_s)
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+            if not batch:
+                throughput.maybe_log()
+                continue
+            events = decode_batch(batch)
+            rows = await _write(consumer, store, events, stop, backoff)
+            if rows is None:
+                break  # stopped while the database was down: nothing committed
+            await _commit(consumer, batch)
+            throughput.add(sum(len(records) for records in batch.values()), rows)
+    finally:
+        await consumer.stop()
+        await store.close()
+        log.info("sink: stopped")
+
+
+def decode_batch(batch: Batch) -> list[SmsStatusEvent]:
+    """The events of a batch; a value that is not a valid event is logged and skipped."""
+    events: list[SmsStatusEvent] = []
+    for records in batch.values():
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("the value is empty (a tombstone)")
+                events.append(SmsStatusEvent.model_validate_json(record.value))
+            except (ValidationError, ValueError) as exc:
+                log.error(
+                    "sink: skipping a value that is not an SmsStatusEvent at %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+    return events
+
+
+async def _open_store(url: str, stop: asyncio.Event, backoff: Backoff) -> Store | None:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await Store.open(url)
+        except StoreUnavailable as exc:
+            delay = backoff.delay(attempt)
+            log.warning(
+                "sink: store unavailable (attempt %d), retry in %.2fs: %s", attempt, delay, exc
+            )
+        if await _wait(stop, delay):
+            return None
+
+
+async def _write(
+    consumer: AIOKafkaConsumer,
+    store: Store,
+    events: Sequence[SmsStatusEvent],
+    stop: asyncio.Event,
+    backoff: Backoff,
+) -> int | None:
+    """Upsert ``events``, retrying while the store is down; ``None`` if stopped meanwhile."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            rows = await store.upsert_records(events)
+        except StoreUnavailable as exc:
+            delay = backoff.delay(attempt)
+            log.warning(
+                "sink: store unavailable, batch of %d events held (attempt %d), retry in %.2fs: %s",
+                len(events),
+                attempt,
+                delay,
+                exc,
+                extra={"attempt": attempt, "events": len(events)},
+            )
+            if await _wait_paused(consumer, stop, delay):
+                return None
+            continue
+        if attempt > 1:
+            log.info("sink: store back after %d attempts", attempt)
+            consumer.resume(*consumer.assignment())
+        return rows
+
+
+async def _wait_paused(consumer: AIOKafkaConsumer, stop: asyncio.Event, delay_s: float) -> bool:
+    """Wait ``delay_s`` polling paused partitions (so the group keeps us); True if stopped.
+
+    A partition assigned during the wait arrives unpaused and may yield records: those are
+    handed back (seek to the first) so they come again, in order, after the held batch.
+    """
+    deadline = time.monotonic() + delay_s
+    while not stop.is_set():
+        consumer.pause(*consumer.assignment())
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        stray = await consumer.getmany(timeout_ms=max(1, int(min(remaining, 0.5) * 1000)))
+        for tp, records in stray.items():
+            consumer.seek(tp, records[0].offset)
+    return True
+
+
+async def _commit(consumer: AIOKafkaConsumer, batch: Batch) -> None:
+    """Commit past ``batch`` for the partitions this consumer still owns."""
+    owned = consumer.assignment()
+    offsets = {
+        tp: OffsetAndMetadata(records[-1].offset + 1, "")
+        for tp, records in batch.items()
+        if records and tp in owned
+    }
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as exc:
+        # A rebalance took the partitions: the new owner re-applies them (idempotently).
+        log.warning("sink: commit failed, records will be re-delivered: %s", exc)
+
+
+async def _wait(stop: asyncio.Event, delay_s: float) -> bool:
+    """Sleep ``delay_s`` or until ``stop``; True if stopped."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay_s)
+    return stop.is_set()
+
+
+def main(settings: Settings) -> None:
+    """Run the sink until SIGINT or SIGTERM (``smslane sink``)."""
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_sink(settings, stop=stop)
+
+    asyncio.run(_run())

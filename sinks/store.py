@@ -1,0 +1,251 @@
+"""The record store: SMS records materialized from ``sms.status``, and the queries over them.
+
+One :class:`Store` per process, over one pooled SQLAlchemy async engine (SQLite through
+aiosqlite, or PostgreSQL through asyncpg). The sink writes with :meth:`Store.upsert_records`;
+the ingress reads with :meth:`Store.get_record` and :meth:`Store.list_records`.
+
+Errors: a database that is down or busy surfaces as :class:`~sinks.errors.StoreUnavailable`
+(answer 503, or retry); a malformed cursor as :class:`~sinks.errors.InvalidCursor` (422).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Connection, Uuid, event, literal, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Insert
+
+from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
+from sinks.cursor import decode_cursor, encode_cursor
+from sinks.errors import InvalidCursor, StoreUnavailable, unavailable_as_store_error
+from sinks.migrate import upgrade
+from sinks.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
+
+__all__ = ["InvalidCursor", "Store", "StoreUnavailable"]
+
+log = logging.getLogger(__name__)
+
+#: How long SQLite waits for another writer's lock before giving up (unless the URL says
+#: ``?timeout=<seconds>``, the sqlite3 module's own parameter).
+SQLITE_BUSY_TIMEOUT_S = 5.0
+#: asyncpg's connect and per-statement timeouts (seconds), unless the URL sets them.
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 30.0
+
+
+class Store:
+    """SMS records in SQL. Build it with :meth:`open`; close it with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # Writers take SQLite's write lock up front (BEGIN IMMEDIATE), so a busy database
+        # makes them wait on busy_timeout instead of failing half-way through.
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._upsert = _upsert_statement(engine.dialect.name)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` and bring its schema up to date (see ``sinks.migrate``).
+
+        For a SQLite file, the file's directory is created when missing.
+        Raises :class:`StoreUnavailable` when the database cannot be reached.
+        """
+        engine = _create_engine(url)
+        try:
+            if migrate:
+                with unavailable_as_store_error():
+                    await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine underneath, for operational queries and tests."""
+        return self._engine
+
+    async def ping(self) -> None:
+        """Return when the database answers; raise :class:`StoreUnavailable` otherwise."""
+        with unavailable_as_store_error():
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+    async def upsert_records(self, events: Sequence[SmsStatusEvent]) -> int:
+        """Write the newest version of each record in ``events``; return the rows changed.
+
+        Idempotent and order-proof: an event whose version is not above the stored one changes
+        nothing, so replays, duplicates and late events are harmless. Several versions of one
+        record in ``events`` collapse to the highest. One transaction, one statement.
+        """
+        latest: dict[UUID, SmsStatusEvent] = {}
+        for event_ in events:
+            held = latest.get(event_.id)
+            if held is None or event_.version > held.version:
+                latest[event_.id] = event_
+        if not latest:
+            return 0
+        now = datetime.now(UTC)
+        # Sorted by id: concurrent writers lock rows in the same order, so never deadlock.
+        rows = [event_row(latest[key], now) for key in sorted(latest)]
+        with unavailable_as_store_error():
+            async with self._writer.begin() as connection:
+                result = await connection.execute(self._upsert, rows)
+                return len(result.all())
+
+    async def get_record(self, record_id: UUID) -> SmsRecord | None:
+        """The record with this id, or ``None``."""
+        query = select(sms_records).where(sms_records.c.id == record_id)
+        with unavailable_as_store_error():
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        return None if row is None else row_record(row)
+
+    async def list_records(
+        self,
+        *,
+        use_case_id: UUID | None = None,
+        status: SmsStatus | None = None,
+        to_number: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[SmsRecord], str | None]:
+        """One page of records, newest first (``created_at`` then ``id``, descending).
+
+        Filters combine with AND; ``created_after`` and ``created_before`` are exclusive
+        bounds (a naive datetime is taken as UTC). Returns the page and the cursor of the
+        next page, ``None`` on the last. Paging is keyset-based: rows written while a client
+        pages through never make it skip or repeat a row.
+        Raises :class:`InvalidCursor` for a cursor this method did not hand out.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        c = sms_records.c
+        where: list[ColumnElement[bool]] = []
+        if cursor is not None:
+            after_created, after_id = decode_cursor(cursor)
+            where.append(
+                tuple_(c.created_at, c.id)
+                < tuple_(literal(after_created, UtcDateTime()), literal(after_id, Uuid()))
+            )
+        if use_case_id is not None:
+            where.append(c.use_case_id == use_case_id)
+        if status is not None:
+            where.append(c.status == SmsStatus(status).value)
+        if to_number is not None:
+            where.append(c.to_number == to_number)
+        if created_after is not None:
+            where.append(c.created_at > created_after)
+        if created_before is not None:
+            where.append(c.created_at < created_before)
+        query = (
+            select(sms_records)
+            .where(*where)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit + 1)
+        )
+        with unavailable_as_store_error():
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+        records = [row_record(row) for row in rows[:limit]]
+        if len(rows) <= limit:
+            return records, None
+        last = records[-1]
+        return records, encode_cursor(last.created_at, last.id)
+
+
+def _upsert_statement(dialect_name: str) -> Insert:
+    """``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE stored.version < excluded.version``."""
+    if dialect_name == "postgresql":
+        statement: postgresql.Insert | sqlite.Insert = postgresql.insert(sms_records)
+    elif dialect_name == "sqlite":
+        statement = sqlite.insert(sms_records)
+    else:
+        raise ValueError(f"unsupported database {dialect_name!r}: use SQLite or PostgreSQL")
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[sms_records.c.id],
+        set_={name: excluded[name] for name in (*UPDATED_COLUMNS, "sink_updated_at")},
+        where=sms_records.c.version < excluded.version,
+    ).returning(sms_records.c.id)
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _create_sqlite_engine(url)
+    if backend != "postgresql":
+        raise ValueError(f"unsupported database URL {parsed!r}: use SQLite or PostgreSQL")
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": "smslane"}}
+    if "timeout" not in parsed.query:
+        connect_args["timeout"] = PG_CONNECT_TIMEOUT_S
+    if "command_timeout" not in parsed.query:
+        connect_args["command_timeout"] = PG_COMMAND_TIMEOUT_S
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=10,
+        pool_pre_ping=True,  # a restarted server costs one failed ping, not a failed query
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+
+
+def _create_sqlite_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    if not in_memory and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    timeout = parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S)
+    busy_ms = int(float(timeout if isinstance(timeout, str | float) else timeout[0]) * 1000)
+    if in_memory:
+        engine = create_async_engine(url, poolclass=StaticPool)
+    else:
+        engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_timeout=10)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are ours (see _on_begin), not the sqlite3 module's implicit ones.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,213 @@
+"""Real-service helpers for the sink tests: databases, a TCP proxy, Kafka topics and offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from uuid import UUID, uuid4
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from schemas.records import SmsRecord, SmsStatusEvent
+from sinks.store import Store
+from sinks.tables import row_record, sms_records
+
+POSTGRES_URL_VAR = "SMSLANE_TEST_POSTGRES_URL"
+KAFKA_VAR = "SMSLANE_TEST_KAFKA_BOOTSTRAP_SERVERS"
+DEFAULT_KAFKA = "127.0.0.1:19092"
+
+
+def unavailable(what: str) -> None:
+    """Skip the test because ``what`` is missing, or fail it when running in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI is set, so these tests must run)", pytrace=False)
+    pytest.skip(what)
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if not url:
+        unavailable(
+            f"{POSTGRES_URL_VAR} is not set: start a server with `.ci/postgres.sh` and export "
+            "the line it prints to run the PostgreSQL tests"
+        )
+    assert url is not None
+    return url
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_database(base_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the server of ``base_url``; dropped afterwards."""
+    name = f"test_{uuid4().hex}"
+    try:
+        maintenance = await asyncpg.connect(_dsn(base_url), timeout=5)
+    except OSError as exc:
+        unavailable(f"PostgreSQL at {POSTGRES_URL_VAR} does not answer: {exc}")
+    try:
+        await maintenance.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await maintenance.close()
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        maintenance = await asyncpg.connect(_dsn(base_url), timeout=5)
+        try:
+            await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await maintenance.close()
+
+
+async def dump_rows(store: Store) -> dict[UUID, tuple[SmsRecord, int]]:
+    """Every row of the table as ``{id: (record, version)}``."""
+    async with store.engine.connect() as connection:
+        rows = (await connection.execute(select(sms_records))).all()
+    return {row.id: (row_record(row), row.version) for row in rows}
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll ``check`` until it is true; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class TcpProxy:
+    """A TCP forwarder to ``target``; :meth:`cut` makes the server vanish (refused, reset)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True
+        )
+
+    async def cut(self) -> None:
+        """Refuse new connections and reset the open ones, like a crashed server."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+        self._writers.difference_update((writer, up_writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
+
+
+def kafka_bootstrap() -> str:
+    servers = os.environ.get(KAFKA_VAR, DEFAULT_KAFKA)
+    host, _, port = servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        unavailable(f"no Kafka broker at {servers} ({KAFKA_VAR}): {exc}")
+    return servers
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def delete_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+async def produce(
+    bootstrap: str, topic: str, events: Iterable[SmsStatusEvent | tuple[bytes, bytes | None]]
+) -> None:
+    """Publish events keyed by record id, in order; a ``(key, value)`` pair goes as is."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for item in events:
+            value: bytes | None
+            if isinstance(item, SmsStatusEvent):
+                key, value = str(item.id).encode(), item.model_dump_json().encode()
+            else:
+                key, value = item
+            futures.append(await producer.send(topic, value=value, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def committed_offsets(bootstrap: str, group_id: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group_id)
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    finally:
+        await admin.close()
