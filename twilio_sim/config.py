@@ -1,0 +1,127 @@
+"""Configuration of the Twilio simulator: accounts, Messaging Services, scenarios, timings."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Scenario(enum.StrEnum):
+    """What happens to a message after it was accepted, as seen through its status callbacks."""
+
+    DELIVERED = "delivered"
+    """queued → sent → delivered."""
+    SENT_ONLY = "sent_only"
+    """queued → sent, and no delivery receipt ever."""
+    UNDELIVERED = "undelivered"
+    """queued → sent → undelivered (``ErrorCode`` = ``undelivered_error_code``)."""
+    FAILED = "failed"
+    """queued → failed (``ErrorCode`` = ``failed_error_code``)."""
+    DUPLICATES = "duplicates"
+    """The ``delivered`` callbacks, each sent twice."""
+    OUT_OF_ORDER = "out_of_order"
+    """queued → delivered → sent: the receipt overtakes the ``sent`` callback."""
+    EARLY = "early"
+    """The ``delivered`` callbacks, the first one completed before the create call answers."""
+    NONE = "none"
+    """The message is delivered but no callback is ever sent."""
+
+
+class ConfigError(ValueError):
+    """A configuration (or a configuration patch) that does not validate."""
+
+
+_DICT_FIELDS = frozenset({"accounts", "services", "scenarios", "scenario_delays_ms"})
+
+
+class SimConfig(BaseModel):
+    """Everything the simulator can be told; :meth:`merged` applies a partial update."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: dict[str, str] = Field(default_factory=dict)
+    """Account SID → auth token. Requests must authenticate with one of these (HTTP basic)."""
+    services: dict[str, list[str]] = Field(default_factory=dict)
+    """Messaging Service SID → its sender pool (E.164 numbers)."""
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+    """Destination number (E.164) → scenario; numbers not listed get ``default_scenario``."""
+    default_scenario: Scenario = Scenario.DELIVERED
+    """Scenario of every destination not listed in ``scenarios``."""
+    landline_numbers: frozenset[str] = frozenset()
+    """Numbers Lookup reports with line type ``landline`` (every other valid number: mobile)."""
+    voip_numbers: frozenset[str] = frozenset()
+    """Numbers Lookup reports with line type ``nonFixedVoip``."""
+    invalid_numbers: frozenset[str] = frozenset()
+    """Numbers Lookup reports as invalid even when they parse as valid."""
+    callback_delay_ms: float = Field(default=5.0, ge=0)
+    """Pause before each status callback of a message, in milliseconds (0 for benchmarks)."""
+    scenario_delays_ms: dict[Scenario, float] = Field(default_factory=dict)
+    """Per-scenario override of ``callback_delay_ms``."""
+    callback_max_concurrency: int = Field(default=100, ge=1)
+    """Most status callbacks in flight at once, over all messages."""
+    callback_retries: int = Field(default=2, ge=0, le=10)
+    """Further attempts after a connection error or a 5xx (an ``#rc=`` override wins)."""
+    callback_retry_backoff_ms: float = Field(default=50.0, ge=0)
+    """First pause between attempts, doubled after each retry."""
+    callback_timeout_s: float = Field(default=5.0, gt=0)
+    """Total time one callback attempt may take."""
+    undelivered_error_code: int = 30003
+    """``ErrorCode`` of the ``undelivered`` scenario (30003: Unreachable destination handset)."""
+    failed_error_code: int = 30007
+    """``ErrorCode`` of the ``failed`` scenario (30007: Message filtered)."""
+    max_stored_messages: int = Field(default=200_000, ge=1)
+    """Messages remembered for inspection; the oldest are forgotten beyond this."""
+
+    @field_validator("services")
+    @classmethod
+    def _senders_are_e164(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for sid, pool in value.items():
+            for number in pool:
+                if not (number.startswith("+") and number[1:].isdigit()):
+                    raise ValueError(f"service {sid}: sender {number!r} is not E.164")
+        return value
+
+    def delay_for(self, scenario: Scenario) -> float:
+        """Seconds to wait before each callback of a message in ``scenario``."""
+        return self.scenario_delays_ms.get(scenario, self.callback_delay_ms) / 1000.0
+
+    def scenario_for(self, to: str) -> Scenario:
+        """The scenario of a message sent to ``to``."""
+        return self.scenarios.get(to, self.default_scenario)
+
+    def merged(self, patch: Mapping[str, Any]) -> SimConfig:
+        """A copy with ``patch`` applied: mappings are merged key by key (a ``null`` value
+        removes that key), everything else is replaced. Raises :class:`ConfigError`."""
+        unknown = set(patch) - set(type(self).model_fields)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        data = self.model_dump()
+        for key, value in patch.items():
+            if key in _DICT_FIELDS and isinstance(value, Mapping):
+                merged = dict(data[key])
+                for inner_key, inner_value in value.items():
+                    if inner_value is None:
+                        merged.pop(inner_key, None)
+                    else:
+                        merged[inner_key] = inner_value
+                data[key] = merged
+            else:
+                data[key] = value
+        return self.validated(data)
+
+    @classmethod
+    def validated(cls, data: Mapping[str, Any]) -> SimConfig:
+        """Build a configuration from plain data (parsed JSON). Raises :class:`ConfigError`."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def public_view(self) -> dict[str, Any]:
+        """The configuration as JSON-able data, auth tokens masked."""
+        data = self.model_dump(mode="json")
+        data["accounts"] = {sid: "***" for sid in self.accounts}
+        return data

@@ -1,0 +1,81 @@
+"""Inspection and configuration routes under ``/_sim/`` for black-box tests.
+
+``GET /_sim/health``, ``GET /_sim/messages[?to=]``, ``GET /_sim/messages/{sid}``,
+``GET|POST /_sim/config`` (POST merges a JSON patch), ``POST /_sim/reset``.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from twilio_sim.config import ConfigError
+from twilio_sim.routes_api import STATE_KEY, json_response
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    return json_response({"status": status, "detail": detail}, status)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness plus a few counters."""
+    state = request.app[STATE_KEY]
+    return json_response(
+        {
+            "status": "ok",
+            "messages": len(state.store),
+            "pending_callbacks": state.dispatcher.pending,
+        }
+    )
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """Every remembered message, oldest first; ``?to=`` keeps those sent to one number."""
+    state = request.app[STATE_KEY]
+    messages = state.store.select(request.query.get("to"))
+    return json_response({"messages": [message.as_json() for message in messages]})
+
+
+async def get_message(request: web.Request) -> web.Response:
+    """One message with its callbacks and their outcomes."""
+    message = request.app[STATE_KEY].store.get(request.match_info["sid"])
+    if message is None:
+        return _problem(404, "no such message")
+    return json_response(message.as_json())
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """The configuration in force (auth tokens masked)."""
+    return json_response(request.app[STATE_KEY].config.public_view())
+
+
+async def post_config(request: web.Request) -> web.Response:
+    """Merge a JSON object into the configuration; answers the configuration in force."""
+    state = request.app[STATE_KEY]
+    try:
+        patch = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return _problem(400, f"invalid JSON: {exc}")
+    if not isinstance(patch, dict):
+        return _problem(400, "the configuration patch must be a JSON object")
+    try:
+        config = state.configure(patch)
+    except ConfigError as exc:
+        return _problem(400, str(exc))
+    return json_response(config.public_view())
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Forget every message and sticky-sender mapping (the configuration stays)."""
+    request.app[STATE_KEY].reset()
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the ``/_sim/`` routes."""
+    app.router.add_get("/_sim/health", health)
+    app.router.add_get("/_sim/messages", list_messages)
+    app.router.add_get("/_sim/messages/{sid}", get_message)
+    app.router.add_get("/_sim/config", get_config)
+    app.router.add_post("/_sim/config", post_config)
+    app.router.add_post("/_sim/reset", reset)

@@ -1,0 +1,117 @@
+"""The simulator's state and the operations its HTTP routes (and tests) perform on it."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from twilio_sim.callbacks import CallbackDispatcher, parse_target
+from twilio_sim.config import SimConfig
+from twilio_sim.errors import TwilioError
+from twilio_sim.messaging import MessageStore, accept
+from twilio_sim.scenarios import plan_for
+from twilio_sim.senders import SenderSelector
+
+logger = logging.getLogger(__name__)
+
+_AUTH_CACHE_SIZE = 1024
+
+
+class SimState:
+    """Configuration, created messages, sender selection and the callback dispatcher."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.selector = SenderSelector(config.services)
+        self.store = MessageStore(config.max_stored_messages)
+        self.dispatcher = CallbackDispatcher(config)
+        self._auth_cache: dict[str, str] = {}
+
+    def apply(self, config: SimConfig) -> None:
+        """Replace the whole configuration."""
+        self.config = config
+        self.selector.configure(config.services)
+        self.store.limit = config.max_stored_messages
+        self.dispatcher.configure(config)
+        self._auth_cache.clear()
+        logger.info(
+            "configuration: %d account(s), %d service(s), default scenario %s",
+            len(config.accounts),
+            len(config.services),
+            config.default_scenario.value,
+        )
+
+    def configure(self, patch: Mapping[str, Any]) -> SimConfig:
+        """Merge ``patch`` into the configuration (see :meth:`SimConfig.merged`)."""
+        self.apply(self.config.merged(patch))
+        return self.config
+
+    def reset(self) -> None:
+        """Forget every message and every sticky-sender mapping."""
+        self.store.clear()
+        self.selector.forget()
+
+    def authenticate(self, header: str | None) -> str | None:
+        """The account SID an ``Authorization: Basic`` header proves, or ``None``."""
+        if not header:
+            return None
+        known = self._auth_cache.get(header)
+        if known is not None:
+            return known
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        user, colon, password = decoded.partition(":")
+        token = self.config.accounts.get(user)
+        if not colon or token is None:
+            return None
+        if not hmac.compare_digest(token.encode(), password.encode()):
+            return None
+        if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+            self._auth_cache.clear()
+        self._auth_cache[header] = user
+        return user
+
+    async def create_message(
+        self, account_sid: str, form: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """Handle a create call: the HTTP status and JSON body to answer with.
+
+        A message with a StatusCallback moves along its scenario as its callbacks go out;
+        one without (or in the ``none`` scenario) takes its final status at once.
+        """
+        now = time.time()
+        config = self.config
+        outcome = accept(config, self.selector, account_sid, form, now)
+        if isinstance(outcome, TwilioError):
+            return outcome.status, outcome.body()
+        message = outcome
+        self.store.add(message)
+        answer = message.resource()
+        plan = plan_for(
+            message.scenario,
+            undelivered_code=config.undelivered_error_code,
+            failed_code=config.failed_error_code,
+        )
+        if message.status_callback is None or not plan.steps:
+            message.advance(plan.final_status, plan.final_error_code, now)
+            return 201, answer
+        target = parse_target(
+            message.status_callback,
+            config.accounts.get(account_sid, ""),
+            config.callback_retries,
+        )
+        steps = plan.steps
+        if plan.early:
+            await self.dispatcher.send(message, steps[0], target)
+            steps = steps[1:]
+        self.dispatcher.dispatch(message, steps, target, config.delay_for(message.scenario))
+        return 201, answer
