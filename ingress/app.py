@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return {"status": "ready"}
 
-    app.add_middleware(BodyLimit)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
     return app
 
 

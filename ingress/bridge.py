@@ -171,7 +171,7 @@ class KafkaBridge:
             raise ServiceUnavailable("Kafka is not connected yet; retry in a moment.")
         try:
             metadata = await asyncio.wait_for(
-                self._producer.send_and_wait(topic, key=key, value=value, **kw),  # type: ignore[arg-type]
+                self._producer.send_and_wait(topic, key=key, value=value, **kw),
                 timeout=self._timeout,
             )
         except (KafkaError, TimeoutError) as exc:

@@ -80,7 +80,7 @@ async def ensure_topics(
             name = spec.name(prefix)
             if name in existing:
                 continue
-            configs = {"cleanup.policy": spec.cleanup_policy}
+            configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
             if spec.retention_ms is not None:
                 configs["retention.ms"] = str(spec.retention_ms)
             wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))

@@ -136,13 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["twilio-sim"]:
+        # The simulator has its own options and --help.
+        from twilio_sim import main as sim_main
+
+        return sim_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
-    if args.command == "twilio-sim":
-        from twilio_sim import main as sim_main
-
-        return sim_main(args.sim_args)
     settings = load_settings()
     code: int = args.run(settings, args)
     return code

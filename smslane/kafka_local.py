@@ -195,7 +195,7 @@ class LocalKafka:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
         assert proc.stdout is not None
-        downloaded, tail = 0, []
+        downloaded, tail = 0, list[str]()
         for line in proc.stdout:
             tail = [*tail[-30:], line.rstrip()]
             match = re.search(r"Downloaded from \S+: \S+/([^/\s]+) \(([^)]*)\)", line)

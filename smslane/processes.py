@@ -44,9 +44,11 @@ class Child:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return "(no log)"
 
-    def check_alive(self) -> None:
+    def check_alive(self) -> bool:
+        """Raise :class:`ChildDied` if the child has exited; False otherwise (for polling)."""
         if self.proc is not None and not self.alive():
             raise ChildDied(self)
+        return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> None:
         """Signal the child's whole process group and wait; SIGKILL after ``timeout_s``."""

@@ -5,17 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from schemas.config_view import ConfigView
 from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def bind_event(event: faust.EventT) -> None:
+    """Make ``event`` the current event of this task, for table writes from a batch.
+
+    Faust sends a table's changelog to the partition of the current event; inside a
+    ``take_events`` batch that must be the event being handled, not the batch's last one.
+    Only the context variable is set: the stream's own ``current_event`` attribute belongs
+    to its background buffering and must not be touched.
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def faust_app_id(settings: Settings) -> str:

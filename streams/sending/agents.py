@@ -31,6 +31,7 @@ from schemas.errors import (
 from schemas.events import ErrorBody, SendReply, SendRequest
 from schemas.records import SmsRecord
 from schemas.topics import Topics
+from streams.app import bind_event
 from streams.sending import checks
 from streams.sending.provider import ProviderDown, ProviderRejection, TwilioGateway
 
@@ -198,7 +199,7 @@ def register(worker: Any) -> None:
         return outcome, opt_out, True
 
     @app.agent(requests_topic, name="send_messages")
-    async def send_messages(stream: faust.StreamT) -> None:
+    async def send_messages(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             await _process_batch(stream, events)
 
@@ -224,7 +225,7 @@ def register(worker: Any) -> None:
                 new = False
                 if outcome.body_hash != request.body_hash:
                     outcome = _error_outcome(request, IdempotencyKeyReused())
-            stream._set_current_event(event)
+            bind_event(event)
             if new and outcome.status_code != 503:
                 outcomes[request.request_id.bytes] = outcome.model_dump_json().encode()
             if opt_out is not None:

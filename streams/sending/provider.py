@@ -93,6 +93,8 @@ class TwilioGateway:
                 account.account_sid, account.auth_token, account.account_sid,
                 http_client=self._http,
             )  # fmt: skip
+            # Edge/region (TWILIO_EDGE, TWILIO_REGION) would rewrite the configured host.
+            client.edge = client.region = None
             client.api.base_url = self.settings.twilio_api_base_url
             client.lookups.base_url = self.settings.twilio_lookup_base_url
             self._clients[key] = client
