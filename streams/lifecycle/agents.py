@@ -189,6 +189,13 @@ def register(worker: Any) -> None:
                     topic, event.message.partition, event.message.offset, exc,
                 )  # fmt: skip
                 count("poison")
+            except Exception:
+                # Never let one event stop the agent (or be retried forever).
+                log.exception(
+                    "skipping event at %s[%d]@%d after an unexpected error",
+                    topic, event.message.partition, event.message.offset,
+                )  # fmt: skip
+                count("poison")
 
     @app.timer(interval=max(1.0, min(30.0, hold_for.total_seconds() / 5)))
     async def expire_held_callbacks() -> None:
@@ -201,7 +208,7 @@ def register(worker: Any) -> None:
                     value=LifecycleControl(action="expire_held", at=now).model_dump_json().encode(),
                 )
 
-    @app.timer(interval=max(60.0, min(3600.0, retention.total_seconds() / 24)))
+    @app.timer(interval=max(1.0, min(3600.0, retention.total_seconds() / 24)))
     async def evict_terminal_records() -> None:
         now = datetime.now(UTC)
         orders = 0

@@ -217,8 +217,18 @@ def register(worker: Any) -> None:
         firsts: dict[uuid.UUID, SendRequest] = {}
         for _, request in decoded:
             firsts.setdefault(request.request_id, request)
-        results = await asyncio.gather(*(handle(r) for r in firsts.values()))
-        decided = dict(zip(firsts, results, strict=True))
+        results = await asyncio.gather(
+            *(handle(r) for r in firsts.values()), return_exceptions=True
+        )
+        decided: dict[uuid.UUID, tuple[Outcome, OptOut | None, bool]] = {}
+        for (request_id, request), result in zip(firsts.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                # A bug or an unexpected library error must not stop the agent: answer
+                # 503 (not remembered, so a retry runs the request again) and go on.
+                log.error("send request %s failed", request_id, exc_info=result)
+                error = ProviderUnavailable("The message could not be sent; retry later.")
+                result = (_error_outcome(request, error, retry_after=5), None, True)
+            decided[request_id] = result
         for event, request in decoded:
             outcome, opt_out, new = decided[request.request_id]
             if request is not firsts[request.request_id]:
