@@ -54,7 +54,8 @@ ensure_installed() {
 # The server refuses to run as root: run it as the postgres OS user when we are root.
 as_pg() {
     if [[ "$(id -u)" == 0 ]]; then
-        runuser -u postgres -- "$@"
+        # From a directory the postgres user may enter (the caller's may be private).
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
