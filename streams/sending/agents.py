@@ -53,6 +53,9 @@ class Outcome(BaseModel):
     record: SmsRecord | None = None
     error: ErrorBody | None = None
     retry_after: int | None = None
+    #: Written (and flushed to the changelog) before Twilio is called: found on a
+    #: redelivery, it means an earlier attempt may have reached Twilio, so it is not retried.
+    in_flight: bool = False
 
     def reply(self, request: SendRequest) -> SendReply:
         return SendReply(
@@ -186,17 +189,27 @@ def register(worker: Any) -> None:
             )  # fmt: skip
         return reply_topics[name]
 
-    async def handle(request: SendRequest) -> tuple[Outcome, OptOut | None, bool]:
-        """(outcome, opt-out to record, whether the outcome is new)."""
+    def remembered(request: SendRequest) -> Outcome | None:
+        """The answer already owed to this request id, if any (within 24 hours)."""
         stored = outcomes.get(request.request_id.bytes)
-        if stored is not None:
-            previous = Outcome.model_validate_json(stored)
-            if datetime.now(UTC) - previous.decided_at < IDEMPOTENCY_WINDOW:
-                if previous.body_hash != request.body_hash:
-                    return _error_outcome(request, IdempotencyKeyReused()), None, False
-                return previous, None, False
-        outcome, opt_out = await sender.decide(request)
-        return outcome, opt_out, True
+        if stored is None:
+            return None
+        previous = Outcome.model_validate_json(stored)
+        if datetime.now(UTC) - previous.decided_at >= IDEMPOTENCY_WINDOW:
+            return None
+        if previous.body_hash != request.body_hash:
+            return _error_outcome(request, IdempotencyKeyReused())
+        if previous.in_flight:
+            log.error("send request %s was interrupted mid-call; not retried", request.request_id)
+            return _error_outcome(
+                request,
+                ProviderUnavailable(
+                    "An earlier attempt of this request was interrupted while Twilio was being "
+                    "called; it is not retried, so that the message is never sent twice."
+                ),
+                retry_after=60,
+            )
+        return previous
 
     @app.agent(requests_topic, name="send_messages")
     async def send_messages(stream: Any) -> None:
@@ -217,26 +230,45 @@ def register(worker: Any) -> None:
         firsts: dict[uuid.UUID, SendRequest] = {}
         for _, request in decoded:
             firsts.setdefault(request.request_id, request)
-        results = await asyncio.gather(
-            *(handle(r) for r in firsts.values()), return_exceptions=True
-        )
         decided: dict[uuid.UUID, tuple[Outcome, OptOut | None, bool]] = {}
-        for (request_id, request), result in zip(firsts.items(), results, strict=True):
+        new: list[SendRequest] = []
+        for request in firsts.values():
+            previous = remembered(request)
+            if previous is None:
+                new.append(request)
+            else:
+                decided[request.request_id] = (previous, None, False)
+        if new:
+            # Mark the new requests in flight, durably, before any Twilio call.
+            first_event = {r.request_id: e for e, r in reversed(decoded)}
+            for request in new:
+                bind_event(first_event[request.request_id])
+                marker = Outcome(
+                    body_hash=request.body_hash, decided_at=datetime.now(UTC),
+                    status_code=0, in_flight=True,
+                )  # fmt: skip
+                outcomes[request.request_id.bytes] = marker.model_dump_json().encode()
+            await app.producer.flush()
+        results = await asyncio.gather(*(sender.decide(r) for r in new), return_exceptions=True)
+        for request, result in zip(new, results, strict=True):
             if isinstance(result, BaseException):
-                # A bug or an unexpected library error must not stop the agent: answer
-                # 503 (not remembered, so a retry runs the request again) and go on.
-                log.error("send request %s failed", request_id, exc_info=result)
+                # A bug or an unexpected library error must not stop the agent: answer 503
+                # and go on.
+                log.error("send request %s failed", request.request_id, exc_info=result)
                 error = ProviderUnavailable("The message could not be sent; retry later.")
-                result = (_error_outcome(request, error, retry_after=5), None, True)
-            decided[request_id] = result
+                result = (_error_outcome(request, error, retry_after=5), None)
+            decided[request.request_id] = (result[0], result[1], True)
         for event, request in decoded:
-            outcome, opt_out, new = decided[request.request_id]
+            outcome, opt_out, is_new = decided[request.request_id]
             if request is not firsts[request.request_id]:
-                new = False
+                is_new = False
                 if outcome.body_hash != request.body_hash:
                     outcome = _error_outcome(request, IdempotencyKeyReused())
             bind_event(event)
-            if new and outcome.status_code != 503:
+            if is_new and outcome.status_code == 503:
+                # Twilio did not take it: forget the request so that a retry runs it again.
+                del outcomes[request.request_id.bytes]
+            elif is_new:
                 outcomes[request.request_id.bytes] = outcome.model_dump_json().encode()
             if opt_out is not None:
                 await config_topic.send(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -100,6 +101,36 @@ async def test_worker_restart_loses_and_doubles_nothing(stack: Stack) -> None:
     for record in records:
         final = await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
         assert final["handed_off_at"] is not None
+    # sms.status: versions 1..n for each record, and a version never means two things (a
+    # redelivery may publish the same version again, identical; consumers drop it by version).
+    contents = await status_events(stack)
+    for record in records:
+        by_version: dict[int, set[bytes]] = {}
+        for version, value in contents[record["id"]]:
+            by_version.setdefault(version, set()).add(value)
+        assert sorted(by_version) == list(range(1, len(by_version) + 1))
+        assert all(len(values) == 1 for values in by_version.values()), by_version
+        assert len(by_version) == 3  # pending, sent, delivered
+
+
+async def status_events(stack: Stack) -> dict[str, list[tuple[int, bytes]]]:
+    consumer = AIOKafkaConsumer(
+        f"{stack.prefix}sms.status",
+        bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    events: dict[str, list[tuple[int, bytes]]] = {}
+    try:
+        batches = await consumer.getmany(timeout_ms=3000, max_records=100_000)
+        for messages in batches.values():
+            for message in messages:
+                version = json.loads(message.value)["version"]
+                events.setdefault(message.key.decode(), []).append((version, message.value))
+    finally:
+        await consumer.stop()
+    return events
 
 
 @pytest.fixture(scope="module")
