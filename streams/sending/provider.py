@@ -26,6 +26,9 @@ from schemas.config import Subaccount
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+# The twilio package logs every request and response at INFO (six lines each); ours say
+# what matters.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
