@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,8 +87,14 @@ class Sender:
         self.settings = worker.settings
         self.gateway = gateway
 
-    async def decide(self, request: SendRequest) -> tuple[Outcome, OptOut | None]:
-        """The outcome of a new request, and an opt-out to record (Twilio 21610)."""
+    async def decide(
+        self, request: SendRequest, durable: Awaitable[None]
+    ) -> tuple[Outcome, OptOut | None]:
+        """The outcome of a new request, and an opt-out to record (Twilio 21610).
+
+        ``durable`` completes once the request's in-flight marker is in Kafka; it is awaited
+        right before the Twilio create call, so the flush overlaps the checks and Lookup.
+        """
         await self.config.wait_for(request.config_offset, timeout_s=5.0)
         config = self.config
         use_case = config.use_cases.get(request.use_case_id)
@@ -121,6 +127,7 @@ class Sender:
         )
         if error is not None:
             return _error_outcome(request, error), None
+        await durable
         try:
             sid = await self.gateway.create_message(
                 account, use_case.messaging_service_sid, destination.e164, request.message
@@ -248,8 +255,13 @@ def register(worker: Any) -> None:
                     status_code=0, in_flight=True,
                 )  # fmt: skip
                 outcomes[request.request_id.bytes] = marker.model_dump_json().encode()
-            await app.producer.flush()
-        results = await asyncio.gather(*(sender.decide(r) for r in new), return_exceptions=True)
+        durable = asyncio.ensure_future(app.producer.flush()) if new else None
+        results = await asyncio.gather(
+            *(sender.decide(r, durable) for r in new if durable is not None),
+            return_exceptions=True,
+        )
+        if durable is not None:
+            await asyncio.gather(durable, return_exceptions=True)  # retrieved even if unused
         for request, result in zip(new, results, strict=True):
             if isinstance(result, BaseException):
                 # A bug or an unexpected library error must not stop the agent: answer 503
