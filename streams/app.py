@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> Worker:
         stream_wait_empty=False,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        producer_linger=0.005,
+        producer_linger=0.001,
         table_cleanup_interval=60.0,
     )
     worker = Worker(app=app, settings=settings, config=ConfigView())
