@@ -12,8 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingress import routes_admin, routes_sms, routes_webhook
+from ingress import metrics, routes_admin, routes_sms, routes_webhook
 from ingress.bridge import KafkaBridge
+from ingress.docs import install_openapi
 from ingress.errors import error_response, register_errors
 from schemas.errors import ServiceUnavailable
 from schemas.settings import Settings
@@ -25,7 +26,11 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class BodyLimit:
-    """Answer 413 to a body over ``limit`` bytes, declared or streamed, before reading it all."""
+    """Answer 413 to a body over ``limit`` bytes, declared or streamed (chunked).
+
+    The body (at most ``limit`` bytes, so cheap) is read before the app runs and handed to
+    it in one message; that way an oversized chunked body is refused with 413 too.
+    """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -41,25 +46,32 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await too_large(scope, receive, send)
 
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that first returns ``messages``, then defers to the real one."""
 
-class _TooLarge(Exception):
-    pass
+    async def replayed() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replayed
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -132,6 +144,8 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ready"}
 
     app.add_middleware(BodyLimit)
+    metrics.install(app)
+    install_openapi(app)
     return app
 
 
@@ -144,6 +158,7 @@ def run_ingress(settings: Settings) -> None:
         host=settings.http_host,
         port=settings.http_port,
         log_level="info",
+        log_config=None,  # our handler (smslane.logs) formats uvicorn's events too
         access_log=False,
         proxy_headers=True,
         server_header=False,

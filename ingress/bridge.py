@@ -43,6 +43,9 @@ class KafkaBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._config_ready = asyncio.Event()
         self._starting: AIOKafkaProducer | None = None
+        self._consumers: list[AIOKafkaConsumer] = []
+        #: Highest config offset this process wrote; sends carry it (read-your-writes).
+        self.written_config_offset = -1
 
     @property
     def _timeout(self) -> float:
@@ -61,6 +64,7 @@ class KafkaBridge:
         # Handlers keep answering 503 until the config view has caught up.
         self._starting, self._producer = self._producer, None
         replies = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        self._consumers.append(replies)
         await replies.start()
         reply_tp = TopicPartition(self.replies_topic, 0)
         replies.assign([reply_tp])
@@ -69,6 +73,7 @@ class KafkaBridge:
         config = AIOKafkaConsumer(
             bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
         )
+        self._consumers.append(config)
         await config.start()
         config_tp = TopicPartition(self.config_topic, 0)
         config.assign([config_tp])
@@ -108,6 +113,10 @@ class KafkaBridge:
                 with contextlib.suppress(Exception):
                     await producer.stop()
         self._producer = self._starting = None
+        for consumer in self._consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        self._consumers = []
 
     @property
     def connected(self) -> bool:
@@ -127,7 +136,12 @@ class KafkaBridge:
     async def _read_replies(self, consumer: AIOKafkaConsumer) -> None:
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                try:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                except KafkaError as exc:  # the consumer reconnects by itself; keep reading
+                    log.warning("reading replies failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(0.5)
+                    continue
                 for messages in batches.values():
                     for message in messages:
                         self._resolve(message.value)
@@ -151,7 +165,12 @@ class KafkaBridge:
             if end == 0:
                 self._config_ready.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                try:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                except KafkaError as exc:
+                    log.warning("reading config failed (%s); retrying", type(exc).__name__)
+                    await asyncio.sleep(0.5)
+                    continue
                 for messages in batches.values():
                     for message in messages:
                         key = message.key.decode() if message.key else ""
@@ -177,7 +196,8 @@ class KafkaBridge:
         except (KafkaError, TimeoutError) as exc:
             log.error("could not write to Kafka topic %s: %s", topic, type(exc).__name__)
             raise ServiceUnavailable(
-                "Kafka did not acknowledge the write in time; nothing was stored, retry later."
+                "Kafka did not acknowledge the write in time; retry later (with the same "
+                "Idempotency-Key, a retry is safe)."
             ) from exc
         return int(metadata.offset)
 
@@ -208,11 +228,25 @@ class KafkaBridge:
         offset = await self._send(
             self.config_topic, config_key(entity).encode(), value, partition=0
         )
-        await self.config.wait_for(offset, timeout_s=self._timeout)
+        await self._applied(offset)
 
     async def delete_config(self, key: str) -> None:
         offset = await self._send(self.config_topic, key.encode(), None, partition=0)
-        await self.config.wait_for(offset, timeout_s=self._timeout)
+        await self._applied(offset)
+
+    async def _applied(self, offset: int) -> None:
+        """Wait until this process's view holds the write at ``offset`` (read-your-writes)."""
+        self.written_config_offset = max(self.written_config_offset, offset)
+        if not await self.config.wait_for(offset, timeout_s=self._timeout):
+            raise ServiceUnavailable(
+                "The change was written but is not in force yet; read it back before relying "
+                "on it, or retry."
+            )
+
+    @property
+    def config_offset(self) -> int:
+        """The config offset a send must see applied: what this process read or wrote."""
+        return max(self.config.applied_offset, self.written_config_offset)
 
     async def ping(self) -> None:
         """Raise ServiceUnavailable unless the broker answers a metadata request."""

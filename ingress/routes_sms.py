@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sms", tags=["SMS"])
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f7e55-3a6e-4c89-9f0a-5b1d6f2c9a10")
 E164 = r"^\+[1-9][0-9]{1,14}$"
+STORE_WRITE_TIMEOUT_S = 2.0
 
 
 class SendSmsBody(BaseModel):
@@ -84,7 +86,7 @@ async def send_sms(
         received_at=datetime.now(UTC),
         reply_topic=bridge.replies_topic,
         correlation_id=bridge.new_correlation_id(),
-        config_offset=bridge.config.applied_offset,
+        config_offset=bridge.config_offset,
     )
     reply = await bridge.request_send(send)
     if reply.error is not None:
@@ -104,8 +106,10 @@ async def _remember(request: Request, record: SmsRecord) -> None:
     """
     store = request.app.state.store
     try:
-        await store.upsert_records([SmsStatusEvent(**record.model_dump(), version=1)])
+        async with asyncio.timeout(STORE_WRITE_TIMEOUT_S):
+            await store.upsert_records([SmsStatusEvent(**record.model_dump(), version=1)])
     except Exception:
+        # The message is sent: answer 201 anyway; the sink writes the record shortly.
         log.exception("could not write record %s to the store; the sink will", record.id)
 
 
@@ -132,13 +136,15 @@ async def list_sms(
     _: Annotated[str, Depends(require_api_key)],
     use_case_id: uuid.UUID | None = None,
     status: SmsStatus | None = None,
-    to_number: Annotated[str | None, Query(pattern=E164)] = None,
+    to_number: Annotated[str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$")] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> Any:
     """Newest first; follow ``next_cursor`` for the next page."""
+    if to_number is not None and to_number.startswith(" "):
+        to_number = "+" + to_number[1:]  # an unencoded "+" in a query string reads as " "
     from sinks.store import InvalidCursor
 
     try:

@@ -41,6 +41,12 @@ async def twilio_status_callback(request: Request) -> Response:
         return error_response(403, "Request signature validation failed.", "invalid_signature")
     settings = request.app.state.settings
     bridge = request.app.state.bridge
+    if not bridge.connected:
+        # Without the configuration we cannot tell a bad signature from an unknown
+        # account; 503 makes Twilio retry instead of dropping the callback.
+        return error_response(
+            503, "Not ready to receive callbacks yet; retry shortly.", "service_unavailable"
+        )
     account = bridge.config.subaccounts.get(params.get("AccountSid", ""))
     signature = request.headers.get("x-twilio-signature", "")
     url = f"{settings.public_base_url}{request.url.path}"

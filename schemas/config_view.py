@@ -50,6 +50,9 @@ class ConfigView:
             case Brand():
                 self.brands[entity.brand_id] = entity
             case UseCase():
+                known = self.use_cases.get(entity.id)
+                if known is not None and known.deleted and not entity.deleted:
+                    return  # deleted for good: a racing stale update cannot revive it
                 self.use_cases[entity.id] = entity
             case SenderNumber():
                 self.senders[entity.use_case_id][entity.phone_number] = entity
@@ -87,7 +90,7 @@ class ConfigView:
             return True
         except TimeoutError:
             log.warning(
-                "configuration offset %d not applied within %.1fs (at %d); checking anyway",
+                "configuration offset %d not applied within %.1fs (at %d)",
                 offset,
                 timeout_s,
                 self.applied_offset,

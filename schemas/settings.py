@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "smslane" / "kafka",
         description="Cache of the Kafka artifacts resolved from Maven Central.",
     )
+    log_format: Literal["logfmt", "json"] = Field(
+        "logfmt",
+        description="Log lines as key=value pairs (`logfmt`) or JSON objects (`json`), "
+        "one line per event.",
+    )
+    worker_metrics_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="Port of the worker's Prometheus /metrics (on SMSLANE_HTTP_HOST); "
+        "0 disables it.",
+    )
 
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
@@ -126,6 +138,10 @@ class Settings(BaseSettings):
         return f"{self.public_base_url}/v1/webhook/twilio/sms-status"
 
 
+#: Values never echoed in error messages (URLs may carry passwords).
+_SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys", "database_url"})
+
+
 class SettingsError(SystemExit):
     """Raised at start-up when a setting is malformed; its text names each variable."""
 
@@ -138,6 +154,6 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            value = error.get("input")
-            lines.append(f"SMSLANE_{field.upper()}={value!r}: {error['msg']}")
+            value = "(hidden)" if field in _SECRET_FIELDS else repr(error.get("input"))
+            lines.append(f"SMSLANE_{field.upper()}={value}: {error['msg']}")
         raise SettingsError("smslane: invalid setting\n  " + "\n  ".join(lines)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,8 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
 
 from schemas.errors import InvalidRequest, ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(ServiceUnavailable):
@@ -66,5 +69,7 @@ def unavailable_as_store_error() -> Iterator[None]:
         raise
     except Exception as exc:
         if is_unavailable(exc):
-            raise StoreUnavailable(f"The record store is unavailable: {exc}") from exc
+            # The driver's text (SQL, parameters, hosts) is for logs, never for clients.
+            log.warning("record store unavailable: %s", exc)
+            raise StoreUnavailable() from exc
         raise

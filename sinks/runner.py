@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
@@ -185,7 +186,7 @@ async def _write(
     while True:
         attempt += 1
         try:
-            rows = await store.upsert_records(events)
+            rows = await _upsert_or_skip_bad_rows(store, events)
         except StoreUnavailable as exc:
             delay = backoff.delay(attempt)
             log.warning(
@@ -203,6 +204,31 @@ async def _write(
             log.info("sink: store back after %d attempts", attempt)
             consumer.resume(*consumer.assignment())
         return rows
+
+
+async def _upsert_or_skip_bad_rows(store: Store, events: Sequence[SmsStatusEvent]) -> int:
+    """Upsert the batch; if the database refuses it for its data (not for being down),
+    upsert row by row and skip, with a log line, only the rows it refuses, so one bad row
+    never stops materialization."""
+    try:
+        return await store.upsert_records(events)
+    except StoreUnavailable:
+        raise
+    except SQLAlchemyError as exc:
+        log.error("sink: batch of %d refused (%s); writing row by row", len(events), exc)
+    rows = 0
+    for event in events:
+        try:
+            rows += await store.upsert_records([event])
+        except StoreUnavailable:
+            raise
+        except SQLAlchemyError as exc:
+            log.error(
+                "sink: skipping record %s version %d the store refuses: %s",
+                event.id, event.version, type(exc).__name__,
+                extra={"record_id": str(event.id), "message_sid": event.message_sid},
+            )  # fmt: skip
+    return rows
 
 
 async def _wait_paused(consumer: AIOKafkaConsumer, stop: asyncio.Event, delay_s: float) -> bool:

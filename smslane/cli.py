@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from schemas.settings import Settings, load_settings
+from schemas.settings import Settings, SettingsError, load_settings
+from smslane.logs import LogFormat, configure_logging
 
 _DESCRIPTION = """\
 smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
@@ -22,12 +23,14 @@ examples:
 """
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def _sim_log_format() -> LogFormat:
+    """SMSLANE_LOG_FORMAT alone: the simulator reads no other smslane setting."""
+    value = os.environ.get("SMSLANE_LOG_FORMAT", "logfmt")
+    if value not in ("logfmt", "json"):
+        raise SettingsError(
+            f"smslane: invalid setting\n  SMSLANE_LOG_FORMAT={value!r}: expected 'logfmt' or 'json'"
+        )
+    return "json" if value == "json" else "logfmt"
 
 
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,11 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The simulator has its own options and --help.
         from twilio_sim import main as sim_main
 
+        configure_logging(_sim_log_format(), verbose=bool({"-v", "--verbose"} & set(argv)))
         return sim_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
     settings = load_settings()
+    configure_logging(
+        settings.log_format,
+        verbose=args.verbose,
+        secrets=(*settings.api_keys, *settings.admin_api_keys),
+    )
     code: int = args.run(settings, args)
     return code
 

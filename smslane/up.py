@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shlex
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,6 +23,9 @@ SIM_ACCOUNT_SID = "AC" + "d" * 32
 SIM_AUTH_TOKEN = "demo-auth-token-not-a-secret"
 SIM_SERVICE_SID = "MG" + "d" * 32
 SIM_SENDERS = ("+14155550100", "+12125550100", "+13125550100")
+DEMO_TO = "+14155550123"
+#: With --demo, the simulator's callbacks come a second apart so the live view shows each one.
+DEMO_CALLBACK_DELAY_MS = 1000
 
 
 def _say(line: str) -> None:
@@ -32,7 +38,14 @@ class _Stop(Exception):
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # Once: a second Ctrl-C must not interrupt the orderly stop that the first one starts.
+    _ignore_signals()
     raise _Stop()
+
+
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _http_ok(url: str) -> bool:
@@ -40,6 +53,26 @@ def _http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    if not 0 < port < 65536:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(host: str, preferred: int) -> int:
+    """``preferred`` when it is free, otherwise one the OS picks."""
+    if _port_free(host, preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def run_up(settings: Settings, *, demo: bool) -> int:
@@ -56,104 +89,148 @@ def run_up(settings: Settings, *, demo: bool) -> int:
         if settings.admin_api_keys
         else "admin_" + secrets.token_urlsafe(18)
     )
+    base_url = f"http://{settings.http_host}:{settings.http_port}"
     env.setdefault("SMSLANE_API_KEYS", api_key)
     env.setdefault("SMSLANE_ADMIN_API_KEYS", admin_key)
+    # Twilio's callbacks must reach this ingress, whatever port it was given.
+    env.setdefault("SMSLANE_PUBLIC_BASE_URL", base_url)
+    env.setdefault("SMSLANE_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'smslane.db'}")
+    metrics_port = settings.worker_metrics_port
+    if "SMSLANE_WORKER_METRICS_PORT" not in os.environ:
+        metrics_port = _pick_port(settings.http_host, metrics_port)
+        env["SMSLANE_WORKER_METRICS_PORT"] = str(metrics_port)
     env["SMSLANE_DATA_DIR"] = str(var)
     children: list[Child] = []
     broker: LocalKafka | None = None
-    base_url = f"http://{settings.http_host}:{settings.http_port}"
+    code = 1
     try:
-        _say(f"[1/5] Kafka at {settings.kafka_bootstrap_servers}")
-        broker = LocalKafka(settings, progress=lambda line: _say(f"      {line}"))
-        status = broker.start()
-        if status.pid is None:
-            broker = None  # someone else's broker: not ours to stop
-        if use_simulator:
-            sim_port = settings.http_port + 1000
-            sim_url = f"http://127.0.0.1:{sim_port}"
-            env["SMSLANE_TWILIO_API_BASE_URL"] = sim_url
-            env["SMSLANE_TWILIO_LOOKUP_BASE_URL"] = sim_url
-            _say(f"[2/5] Twilio simulator at {sim_url} (no real Twilio configured)")
-            sim = Child(
-                "twilio-sim",
-                [
-                    "twilio-sim", "--port", str(sim_port),
-                    "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
-                    "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
-                ],
-                env, log_dir,
-            )  # fmt: skip
-            children.append(sim)
-            sim.start()
-            wait_until(lambda: sim.check_alive() or _http_ok(f"{sim_url}/_sim/health"), 60, "sim")
-        else:
-            _say("[2/5] Twilio at " + env["SMSLANE_TWILIO_API_BASE_URL"])
-        ready_file = var / "worker.ready"
-        ready_file.unlink(missing_ok=True)
-        worker = Child("worker", ["worker"], env, log_dir)
-        children.append(worker)
-        _say(f"[3/5] worker (log: {worker.log_path})")
-        worker.start()
-        wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
-        sink = Child("sink", ["sink"], env, log_dir)
-        children.append(sink)
-        _say(f"[4/5] sink into {settings.database_url} (log: {sink.log_path})")
-        sink.start()
-        ingress = Child("ingress", ["ingress"], env, log_dir)
-        children.append(ingress)
-        _say(f"[5/5] ingress at {base_url} (log: {ingress.log_path})")
-        ingress.start()
-        wait_until(
-            lambda: ingress.check_alive() or sink.check_alive() or _http_ok(f"{base_url}/readyz"),
-            60,
-            "the ingress",
-        )
-        use_case_id = "<use_case_id>"
-        if demo and use_simulator:
-            from smslane.demo import create_demo
+        try:
+            _say(f"[1/5] Kafka at {settings.kafka_bootstrap_servers}")
+            local = LocalKafka(settings, progress=lambda line: _say(f"      {line}"))
+            if local.recorded_pid() is None:
+                broker = local  # if it starts one, it is ours to stop
+            if local.start().pid is None:
+                broker = None  # someone else's broker answers
+            if use_simulator:
+                sim_port = _pick_port("127.0.0.1", settings.http_port + 1000)
+                sim_url = f"http://127.0.0.1:{sim_port}"
+                env["SMSLANE_TWILIO_API_BASE_URL"] = sim_url
+                env["SMSLANE_TWILIO_LOOKUP_BASE_URL"] = sim_url
+                sim = Child(
+                    "twilio-sim",
+                    [
+                        "twilio-sim", "--port", str(sim_port),
+                        "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
+                        "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
+                        *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if demo else ()),
+                    ],
+                    env, log_dir,
+                )  # fmt: skip
+                children.append(sim)
+                sim.start()
+                _say(f"[2/5] Twilio simulator at {sim_url}, pid {sim.pid} "
+                     "(no real Twilio configured)")  # fmt: skip
+                wait_until(
+                    lambda: sim.check_alive() or _http_ok(f"{sim_url}/_sim/health"), 60, "sim"
+                )
+            else:
+                _say("[2/5] Twilio at " + env["SMSLANE_TWILIO_API_BASE_URL"])
+            ready_file = var / "worker.ready"
+            ready_file.unlink(missing_ok=True)
+            worker = Child("worker", ["worker"], env, log_dir)
+            children.append(worker)
+            worker.start()
+            _say(f"[3/5] worker, pid {worker.pid} (log: {worker.log_path})")
+            wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
+            sink = Child("sink", ["sink"], env, log_dir)
+            children.append(sink)
+            sink.start()
+            _say(f"[4/5] sink into {env['SMSLANE_DATABASE_URL']}, pid {sink.pid} "
+                 f"(log: {sink.log_path})")  # fmt: skip
+            ingress = Child("ingress", ["ingress"], env, log_dir)
+            children.append(ingress)
+            ingress.start()
+            _say(f"[5/5] ingress at {base_url}, pid {ingress.pid} (log: {ingress.log_path})")
+            wait_until(
+                lambda: (
+                    ingress.check_alive() or sink.check_alive() or _http_ok(f"{base_url}/readyz")
+                ),
+                60,
+                "the ingress",
+            )
+            use_case_id = "<use_case_id>"
+            if demo and use_simulator:
+                from smslane.demo import create_demo
 
-            use_case_id = create_demo(base_url, admin_key, SIM_ACCOUNT_SID, SIM_AUTH_TOKEN,
-                                      SIM_SERVICE_SID, SIM_SENDERS)  # fmt: skip
-        _print_welcome(base_url, api_key, admin_key, use_case_id, settings)
+                use_case_id = create_demo(base_url, admin_key, SIM_ACCOUNT_SID, SIM_AUTH_TOKEN,
+                                          SIM_SERVICE_SID, SIM_SENDERS)  # fmt: skip
+            elif demo:
+                _say(
+                    "(--demo creates its use case with the Twilio simulator only: "
+                    "SMSLANE_TWILIO_API_BASE_URL is set, so create one with the admin API)"
+                )
+            worker_metrics = (
+                f"http://{settings.http_host}:{metrics_port}/metrics"
+                if metrics_port
+                else "disabled (SMSLANE_WORKER_METRICS_PORT=0)"
+            )
+            _print_welcome(base_url, api_key, admin_key, use_case_id, log_dir, worker_metrics)
+            _watch(children, base_url, api_key, demo=demo)
+        except _Stop:
+            code = 0
+            _say("\nStopping...")
+        except ChildDied as died:
+            _say(f"\n{died}\nStopping the others...")
+        except (KafkaError, TimeoutError, httpx.HTTPError) as exc:
+            _say(f"\nsmslane up: {exc}")
+            for child in children:
+                if not child.alive() or isinstance(exc, TimeoutError):
+                    _say(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
+    except _Stop:
+        pass  # a signal while a failure was being reported: stop all the same
+    finally:
+        _ignore_signals()
+        _stop_all(children, broker)
+    return code
+
+
+def _watch(children: list[Child], base_url: str, api_key: str, *, demo: bool) -> None:
+    """Until a signal or a child's death: check the children, refresh the demo's view."""
+    from smslane.live import POLL_INTERVAL_S, LiveView, MessageFeed
+
+    view = LiveView(MessageFeed(base_url, api_key)) if demo else None
+    with view or contextlib.nullcontext():
         while True:
             for child in children:
                 child.check_alive()
-            time.sleep(0.5)
-    except _Stop:
-        _say("\nStopping...")
-        return _stop_all(children, broker)
-    except ChildDied as died:
-        _say(f"\n{died}\nStopping the others...")
-        _stop_all(children, broker)
-        return 1
-    except (KafkaError, TimeoutError) as exc:
-        _say(f"\nsmslane up: {exc}")
-        for child in children:
-            if not child.alive() or isinstance(exc, TimeoutError):
-                _say(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
-        _stop_all(children, broker)
-        return 1
+            if view is not None:
+                view.refresh()
+            time.sleep(POLL_INTERVAL_S)
 
 
-def _stop_all(children: list[Child], broker: LocalKafka | None) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _stop_all(children: list[Child], broker: LocalKafka | None) -> None:
     for child in reversed(children):
-        _say(f"  stopping {child.name}")
+        _say(f"  stopping {child.name} (pid {child.pid})")
         child.stop()
     if broker is not None:
-        broker.stop()
+        with contextlib.suppress(KafkaError, OSError):
+            broker.stop()
     _say("Stopped.")
-    return 0
 
 
 def _print_welcome(
-    base_url: str, api_key: str, admin_key: str, use_case_id: str, settings: Settings
+    base_url: str,
+    api_key: str,
+    admin_key: str,
+    use_case_id: str,
+    log_dir: Path,
+    worker_metrics: str,
 ) -> None:
     payload = (
-        f'{{"use_case_id": "{use_case_id}", "to_phone_number": "+14155550123", '
+        f'{{"use_case_id": "{use_case_id}", "to_phone_number": "{DEMO_TO}", '
         '"message": "Hello from smslane"}'
     )
+    auth = shlex.quote(f"Authorization: Bearer {api_key}")
     _say(
         f"""
 smslane is up.
@@ -161,13 +238,15 @@ smslane is up.
   OpenAPI docs:   {base_url}/docs
   API key:        {api_key}
   Admin API key:  {admin_key}
-  Logs:           {Path(settings.data_dir).resolve() / "log"}
+  Use case id:    {use_case_id}
+  Metrics:        {base_url}/metrics (ingress), {worker_metrics} (worker)
+  Logs:           {log_dir}
 
 Send a first message:
   curl -s -X POST {base_url}/v1/sms/ \\
-    -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\
-    -d '{payload}'
+    -H {auth} -H 'Content-Type: application/json' \\
+    -d {shlex.quote(payload)}
 
-Then follow it: curl -s {base_url}/v1/sms/<id> -H 'Authorization: Bearer {api_key}'
+Then follow it: curl -s {base_url}/v1/sms/<id> -H {auth}
 Press Ctrl-C to stop everything."""
     )

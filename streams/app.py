@@ -16,6 +16,7 @@ from faust.streams import _current_event
 from schemas.config_view import ConfigView
 from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
+from streams import metrics
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,17 @@ def bind_event(event: faust.EventT) -> None:
     to its background buffering and must not be touched.
     """
     _current_event.set(weakref.ref(event))
+
+
+async def flush_all(app: faust.App) -> None:
+    """Wait until everything produced so far (table changelogs included) is in Kafka.
+
+    Faust's buffer flush gives up after 100 ms without progress, so loop until it is empty.
+    """
+    producer = app.producer
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
 
 
 def faust_app_id(settings: Settings) -> str:
@@ -112,6 +124,7 @@ def create_app(settings: Settings) -> Worker:
 
     register_sending(worker)
     register_lifecycle(worker)
+    metrics.install(worker)
     return worker
 
 
@@ -120,6 +133,7 @@ class _Worker(faust.Worker):
 
     def __init__(self, *args: Any, ready_file: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.spinner = None  # a terminal spinner: not one line per event in a log file
         self.ready_file = ready_file
         ready_file.unlink(missing_ok=True)
 
@@ -143,6 +157,7 @@ def run_worker(settings: Settings) -> None:
     )
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
     worker = create_app(settings)
+    metrics.serve(settings)
     log.info(
         "worker starting: app id %s, broker %s, store %s",
         worker.app.conf.id,

@@ -8,16 +8,19 @@ a record goes to ``sms.status`` keyed by the record's id with the next ``version
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.events import LifecycleControl, RawCallback
-from schemas.records import SmsRecord, SmsStatusEvent
+from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
 from schemas.topics import Topics
+from streams import metrics
 from streams.lifecycle.state import CallbackFacts, Rejected, apply_callback, parse_callback
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,15 @@ class Held(BaseModel):
     callbacks: tuple[RawCallback, ...]
 
 
+def _status_and_updated(value: bytes) -> tuple[SmsStatus, datetime] | None:
+    """The two fields eviction needs, without validating the whole record."""
+    try:
+        record = orjson.loads(value)["record"]
+        return SmsStatus(record["status"]), datetime.fromisoformat(record["updated_at"])
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        return None
+
+
 def register(worker: Any) -> None:
     """Declare the lifecycle agent, its tables and its housekeeping timers."""
     app: faust.App = worker.app
@@ -63,8 +75,9 @@ def register(worker: Any) -> None:
     )  # fmt: skip
     counters: dict[str, int] = worker.extras.setdefault("lifecycle_counters", {})
 
-    def count(outcome: str) -> None:
+    def count(outcome: str, raw: RawCallback | None = None) -> None:
         counters[outcome] = counters.get(outcome, 0) + 1
+        metrics.lifecycle_event(outcome, raw)
 
     async def publish(state: LifecycleState) -> None:
         event = SmsStatusEvent(**state.record.model_dump(), version=state.version)
@@ -86,22 +99,36 @@ def register(worker: Any) -> None:
                 # A redelivery of the callback that made this version: publish it again in
                 # case the first publish was lost; consumers drop it by version.
                 await publish(state)
-            count("duplicate_or_regression")
+            same_rank = facts.status.rank == state.record.status.rank
+            count("duplicate" if same_rank else "regression", raw)
             return state
+        metrics.RECORD_COUNTS.changed(state.record.status, changed.status)
+        log.info(
+            "record changed: %s -> %s%s", state.record.status, changed.status,
+            "" if changed.status != state.record.status else " (sender or segments filled)",
+            extra={"message_sid": changed.message_sid, "record_id": str(changed.id),
+                   "status": changed.status.value, "version": state.version + 1},
+        )  # fmt: skip
         state = LifecycleState(record=changed, version=state.version + 1, last_receipt=receipt)
-        count("applied")
+        count("applied", raw)
         return state
 
     async def on_created(sid: bytes, value: bytes) -> None:
         record = SmsRecord.model_validate_json(value)
-        if records.get(sid) is not None:
-            return  # a replayed created event: the record exists already
+        current = records.get(sid)
+        if current is not None:
+            # A replayed created event: the record exists. Publish its current version
+            # again, in case a crash lost the first publish; consumers drop it by version.
+            await publish(LifecycleState.model_validate_json(current))
+            return
         state = LifecycleState(record=record, version=1)
         held_value = held.get(sid)
         pending: tuple[RawCallback, ...] = ()
         if held_value is not None:
             pending = Held.model_validate_json(held_value).callbacks
             del held[sid]
+            held_sids.discard(sid)
+        metrics.RECORD_COUNTS.created(record.status)
         await store(sid, state)
         for raw in pending:
             facts = parse_callback(raw.params, raw.received_at)
@@ -111,14 +138,20 @@ def register(worker: Any) -> None:
                     state = new_state
                     await store(sid, state)
         if pending:
-            log.info("applied %d early callback(s) for sid=%s", len(pending), sid.decode())
+            log.info(
+                "applied %d early callback(s) for sid=%s", len(pending), sid.decode(),
+                extra={"message_sid": sid.decode(), "record_id": str(record.id)},
+            )  # fmt: skip
 
     async def on_callback(sid: bytes, value: bytes) -> None:
         raw = RawCallback.model_validate_json(value)
         facts = parse_callback(raw.params, raw.received_at)
         if isinstance(facts, Rejected):
-            log.warning("dropping callback sid=%s: %s", sid.decode(errors="replace"), facts.reason)
-            count("rejected")
+            log.warning(
+                "dropping callback sid=%s: %s", sid.decode(errors="replace"), facts.reason,
+                extra={"message_sid": sid.decode(errors="replace")},
+            )  # fmt: skip
+            count("rejected", raw)
             return
         for warning in facts.warnings:
             log.warning("callback sid=%s: %s", facts.message_sid, warning)
@@ -135,8 +168,11 @@ def register(worker: Any) -> None:
         existing = held.get(sid)
         if existing is None:
             if len(held_sids) >= settings.early_callback_max_held:
-                log.warning("dropping early callback sid=%s: hold is full", sid.decode())
-                count("dropped_hold_full")
+                log.warning(
+                    "dropping early callback sid=%s: hold is full", sid.decode(),
+                    extra={"message_sid": sid.decode()},
+                )  # fmt: skip
+                count("dropped_hold_full", raw)
                 return
             entry = Held(since=raw.received_at, callbacks=(raw,))
         else:
@@ -144,21 +180,23 @@ def register(worker: Any) -> None:
             entry = Held(since=entry.since, callbacks=(*entry.callbacks, raw))
         held[sid] = entry.model_dump_json().encode()
         held_sids.add(sid)
-        count("held")
+        count("held", raw)
 
     def on_control(sid: bytes, value: bytes) -> None:
         order = LifecycleControl.model_validate_json(value)
         if order.action == "expire_held":
             entry = held.get(sid)
             if entry is not None and Held.model_validate_json(entry).since + hold_for <= order.at:
-                dropped = len(Held.model_validate_json(entry).callbacks)
+                dropped = Held.model_validate_json(entry).callbacks
                 del held[sid]
                 held_sids.discard(sid)
                 log.warning(
                     "dropped %d callback(s) for unknown sid=%s after %.0fs",
-                    dropped, sid.decode(), hold_for.total_seconds(),
+                    len(dropped), sid.decode(), hold_for.total_seconds(),
+                    extra={"message_sid": sid.decode()},
                 )  # fmt: skip
-                count("dropped_unknown_sid")
+                for raw in dropped:
+                    count("dropped_unknown_sid", raw)
         else:
             current = records.get(sid)
             if current is None:
@@ -166,6 +204,7 @@ def register(worker: Any) -> None:
             record = LifecycleState.model_validate_json(current).record
             if record.status.terminal and record.updated_at + retention <= order.at:
                 del records[sid]
+                metrics.RECORD_COUNTS.removed(record.status)
                 count("evicted")
 
     held_sids: set[bytes] = set()
@@ -200,8 +239,10 @@ def register(worker: Any) -> None:
     @app.timer(interval=max(1.0, min(30.0, hold_for.total_seconds() / 5)))
     async def expire_held_callbacks() -> None:
         now = datetime.now(UTC)
-        for sid, value in list(held.items()):
-            held_sids.add(sid)
+        entries = list(held.items())
+        held_sids.clear()  # rebuilt from the table (after a restart it starts empty)
+        held_sids.update(sid for sid, _ in entries)
+        for sid, value in entries:
             if Held.model_validate_json(value).since + hold_for <= now:
                 await control_topic.send(
                     key=sid,
@@ -212,9 +253,11 @@ def register(worker: Any) -> None:
     async def evict_terminal_records() -> None:
         now = datetime.now(UTC)
         orders = 0
-        for sid, value in records.items():
-            record = LifecycleState.model_validate_json(value).record
-            if record.status.terminal and record.updated_at + retention <= now:
+        for scanned, (sid, value) in enumerate(records.items(), start=1):
+            if scanned % 1000 == 0:
+                await asyncio.sleep(0)  # a big table must not starve the event loop
+            record = _status_and_updated(value)
+            if record is not None and record[0].terminal and record[1] + retention <= now:
                 await control_topic.send(
                     key=sid,
                     value=LifecycleControl(action="evict", at=now).model_dump_json().encode(),

@@ -13,27 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.config import ConfigChange, OptOut, config_key
 from schemas.errors import (
     DestinationOptedOut,
     IdempotencyKeyReused,
+    InvalidDestination,
     ProviderUnavailable,
+    ServiceUnavailable,
     SmslaneError,
 )
 from schemas.events import ErrorBody, SendReply, SendRequest
 from schemas.records import SmsRecord
 from schemas.topics import Topics
-from streams.app import bind_event
+from streams import metrics
+from streams.app import bind_event, flush_all
 from streams.sending import checks
-from streams.sending.provider import ProviderDown, ProviderRejection, TwilioGateway
+from streams.sending.provider import (
+    ProviderDown,
+    ProviderMaybeSent,
+    ProviderRejection,
+    TwilioGateway,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,17 @@ class Outcome(BaseModel):
         )
 
 
+EXPIRE_PREFIX = b'{"expire_outcome"'
+
+
+def _decided_at(value: bytes) -> datetime:
+    return datetime.fromisoformat(orjson.loads(value)["decided_at"])
+
+
+def _age_s(request: SendRequest) -> float:
+    return (datetime.now(UTC) - request.received_at).total_seconds()
+
+
 def _error_outcome(request: SendRequest, error: SmslaneError, **extra: Any) -> Outcome:
     return Outcome(
         body_hash=request.body_hash,
@@ -88,14 +109,21 @@ class Sender:
         self.gateway = gateway
 
     async def decide(
-        self, request: SendRequest, durable: Awaitable[None]
+        self, request: SendRequest, durable: Awaitable[None] | None, *, conflict: bool = False
     ) -> tuple[Outcome, OptOut | None]:
-        """The outcome of a new request, and an opt-out to record (Twilio 21610).
+        """The outcome of a request, and an opt-out to record (Twilio 21610).
 
-        ``durable`` completes once the request's in-flight marker is in Kafka; it is awaited
-        right before the Twilio create call, so the flush overlaps the checks and Lookup.
+        The contract's checks run in its order; ``conflict`` (the Idempotency-Key was used
+        with another body) answers 409 once they pass, without calling Twilio. ``durable``
+        completes once the request's in-flight marker is in Kafka; it is awaited right before
+        the create call, so the flush overlaps the checks and Lookup.
         """
-        await self.config.wait_for(request.config_offset, timeout_s=5.0)
+        error: SmslaneError | None
+        if not await self.config.wait_for(request.config_offset, timeout_s=5.0):
+            error = ServiceUnavailable(
+                "The worker has not caught up with the latest configuration; retry shortly."
+            )
+            return _error_outcome(request, error, retry_after=2), None
         config = self.config
         use_case = config.use_cases.get(request.use_case_id)
         senders = config.sender_list(request.use_case_id)
@@ -107,17 +135,17 @@ class Sender:
         if isinstance(destination, SmslaneError):
             return _error_outcome(request, destination), None
         account = config.subaccounts.get(use_case.account_sid)
-        if account is None:
-            error = ProviderUnavailable(
-                f"The use case's Twilio subaccount {use_case.account_sid} is not configured."
-            )
-            return _error_outcome(request, error, retry_after=60), None
         line_type = None
-        if self.settings.line_type_lookup == "on":
+        if account is not None and self.settings.line_type_lookup == "on":
             try:
                 line_type = await self.gateway.line_type(account, destination.e164)
             except ProviderDown as exc:
                 log.warning("Lookup unavailable (%s); sending without the line type", exc.reason)
+        if line_type == "invalid":
+            error = InvalidDestination(
+                f"Twilio Lookup reports {destination.e164} as not a valid phone number."
+            )
+            return _error_outcome(request, error), None
         error = checks.check_destination(
             destination,
             line_type,
@@ -127,17 +155,35 @@ class Sender:
         )
         if error is not None:
             return _error_outcome(request, error), None
-        await durable
+        if conflict:
+            return _error_outcome(request, IdempotencyKeyReused()), None
+        if account is None:
+            error = ProviderUnavailable(
+                f"The use case's Twilio subaccount {use_case.account_sid} is not configured."
+            )
+            return _error_outcome(request, error, retry_after=60), None
+        if durable is not None:
+            await durable
+        left = self.settings.send_timeout_seconds - _age_s(request)
+        if left <= 0:
+            # The client has had its 504 already; sending now could double a retry of it.
+            error = ProviderUnavailable("The request waited too long to be sent; retry it.")
+            return _error_outcome(request, error, retry_after=1), None
         try:
             sid = await self.gateway.create_message(
-                account, use_case.messaging_service_sid, destination.e164, request.message
+                account, use_case.messaging_service_sid, destination.e164, request.message,
+                deadline=time.monotonic() + left,
+            )  # fmt: skip
+        except ProviderMaybeSent as exc:
+            log.error("Twilio may or may not have created the message (%s)", exc.reason)
+            error = ProviderUnavailable(
+                f"Twilio's answer was lost ({exc.reason}); the message may have been sent, so "
+                "this request is not repeated."
             )
+            return _error_outcome(request, error, retry_after=exc.retry_after, in_flight=True), None
         except ProviderDown as exc:
-            return _error_outcome(
-                request,
-                ProviderUnavailable(f"Twilio is unavailable ({exc.reason}); retry later."),
-                retry_after=exc.retry_after,
-            ), None
+            error = ProviderUnavailable(f"Twilio is unavailable ({exc.reason}); retry later.")
+            return _error_outcome(request, error, retry_after=exc.retry_after), None
         if isinstance(sid, ProviderRejection):
             return self._rejected(request, sid, use_case.id, destination.e164)
         now = datetime.now(UTC)
@@ -150,7 +196,10 @@ class Sender:
             created_at=request.received_at,
             updated_at=request.received_at,
         )
-        log.info("message created sid=%s use_case=%s", sid, use_case.id)
+        log.info(
+            "message created sid=%s use_case=%s", sid, use_case.id,
+            extra={"message_sid": sid, "record_id": str(record.id)},
+        )  # fmt: skip
         return Outcome(
             body_hash=request.body_hash, decided_at=now, status_code=201, record=record
         ), None
@@ -196,16 +245,17 @@ def register(worker: Any) -> None:
             )  # fmt: skip
         return reply_topics[name]
 
-    def remembered(request: SendRequest) -> Outcome | None:
-        """The answer already owed to this request id, if any (within 24 hours)."""
+    def remembered(request: SendRequest) -> Outcome | bool:
+        """The answer already owed to this request id (within 24 hours); else False, or
+        True when the id was used with another body (409 once the checks pass)."""
         stored = outcomes.get(request.request_id.bytes)
         if stored is None:
-            return None
+            return False
         previous = Outcome.model_validate_json(stored)
         if datetime.now(UTC) - previous.decided_at >= IDEMPOTENCY_WINDOW:
-            return None
+            return False
         if previous.body_hash != request.body_hash:
-            return _error_outcome(request, IdempotencyKeyReused())
+            return True
         if previous.in_flight:
             log.error("send request %s was interrupted mid-call; not retried", request.request_id)
             return _error_outcome(
@@ -218,6 +268,25 @@ def register(worker: Any) -> None:
             )
         return previous
 
+    def forget_expired(event: faust.EventT) -> None:
+        """Apply an expiry order (from ``expire_outcomes``) on the key's own partition."""
+        order = datetime.fromisoformat(orjson.loads(event.value)["expire_outcome"])
+        stored = outcomes.get(event.key)
+        if stored is not None and _decided_at(stored) + IDEMPOTENCY_WINDOW <= order:
+            bind_event(event)
+            del outcomes[event.key]
+
+    @app.timer(interval=3600.0)
+    async def expire_outcomes() -> None:
+        """Outcomes older than the idempotency window leave the table (bounded state)."""
+        now = datetime.now(UTC)
+        order = orjson.dumps({"expire_outcome": now.isoformat()})
+        for scanned, (key, value) in enumerate(list(outcomes.items()), start=1):
+            if scanned % 1000 == 0:
+                await asyncio.sleep(0)
+            if _decided_at(value) + IDEMPOTENCY_WINDOW <= now:
+                await requests_topic.send(key=key, value=order)
+
     @app.agent(requests_topic, name="send_messages")
     async def send_messages(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
@@ -226,6 +295,9 @@ def register(worker: Any) -> None:
     async def _process_batch(stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
         decoded: list[tuple[faust.EventT, SendRequest]] = []
         for event in events:
+            if event.value.startswith(EXPIRE_PREFIX):
+                forget_expired(event)
+                continue
             try:
                 decoded.append((event, SendRequest.model_validate_json(event.value)))
             except ValidationError:
@@ -233,17 +305,22 @@ def register(worker: Any) -> None:
                     "skipping malformed send request at %s[%d]@%d",
                     event.message.topic, event.message.partition, event.message.offset,
                 )  # fmt: skip
+                metrics.SKIPPED_EVENTS.labels("send_messages").inc()
         # Duplicates inside one batch: the first decides, the others replay its outcome.
         firsts: dict[uuid.UUID, SendRequest] = {}
         for _, request in decoded:
             firsts.setdefault(request.request_id, request)
         decided: dict[uuid.UUID, tuple[Outcome, OptOut | None, bool]] = {}
         new: list[SendRequest] = []
+        conflicts: list[SendRequest] = []
         for request in firsts.values():
             previous = remembered(request)
-            if previous is None:
+            if previous is False:
                 new.append(request)
+            elif previous is True:
+                conflicts.append(request)
             else:
+                assert isinstance(previous, Outcome)
                 decided[request.request_id] = (previous, None, False)
         if new:
             # Mark the new requests in flight, durably, before any Twilio call.
@@ -255,29 +332,31 @@ def register(worker: Any) -> None:
                     status_code=0, in_flight=True,
                 )  # fmt: skip
                 outcomes[request.request_id.bytes] = marker.model_dump_json().encode()
-        durable = asyncio.ensure_future(app.producer.flush()) if new else None
+        durable = asyncio.ensure_future(flush_all(app)) if new else None
         results = await asyncio.gather(
-            *(sender.decide(r, durable) for r in new if durable is not None),
+            *(sender.decide(r, durable) for r in new),
+            *(sender.decide(r, None, conflict=True) for r in conflicts),
             return_exceptions=True,
         )
         if durable is not None:
             await asyncio.gather(durable, return_exceptions=True)  # retrieved even if unused
-        for request, result in zip(new, results, strict=True):
+        for request, result in zip([*new, *conflicts], results, strict=True):
             if isinstance(result, BaseException):
                 # A bug or an unexpected library error must not stop the agent: answer 503
                 # and go on.
                 log.error("send request %s failed", request.request_id, exc_info=result)
                 error = ProviderUnavailable("The message could not be sent; retry later.")
                 result = (_error_outcome(request, error, retry_after=5), None)
-            decided[request.request_id] = (result[0], result[1], True)
+            decided[request.request_id] = (result[0], result[1], request in new)
         for event, request in decoded:
             outcome, opt_out, is_new = decided[request.request_id]
             if request is not firsts[request.request_id]:
                 is_new = False
                 if outcome.body_hash != request.body_hash:
                     outcome = _error_outcome(request, IdempotencyKeyReused())
+            metrics.send_decided(outcome.error, is_new)
             bind_event(event)
-            if is_new and outcome.status_code == 503:
+            if is_new and outcome.status_code == 503 and not outcome.in_flight:
                 # Twilio did not take it: forget the request so that a retry runs it again.
                 del outcomes[request.request_id.bytes]
             elif is_new:

@@ -24,15 +24,20 @@ from twilio.rest import Client
 
 from schemas.config import Subaccount
 from schemas.settings import Settings
+from streams.metrics import timed_provider_call
 
 log = logging.getLogger(__name__)
 # The twilio package logs every request and response at INFO (six lines each); ours say
 # what matters.
-logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+for _name in ("twilio.http_client", "twilio.async_http_client"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+#: Answers after which Twilio has certainly not created anything: safe to call again.
+NOT_PROCESSED_STATUS = frozenset({429, 503})
+#: Answers that may come after the work was done: safe to repeat only a read (Lookup).
+MAYBE_PROCESSED_STATUS = frozenset({500, 502, 504})
 
 
 class ProviderDown(Exception):
@@ -42,6 +47,12 @@ class ProviderDown(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class ProviderMaybeSent(ProviderDown):
+    """A create call failed in a way that does not tell whether Twilio created the message
+    (a timeout after the request went out, a dropped connection, a 500/502/504); it is not
+    repeated, so that the message is never sent twice."""
 
 
 @dataclass(frozen=True)
@@ -108,19 +119,41 @@ class TwilioGateway:
             await self._http.close()
             self._http = None
 
-    async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool,
+        deadline: float | None = None,
+    ) -> T:
+        """Call with a timeout per attempt and bounded, jittered exponential backoff.
+
+        Only failures after which Twilio certainly did nothing are retried for a
+        non-idempotent call (connection refused, 429, 503); other failures of such a call
+        raise :class:`ProviderMaybeSent`. ``deadline`` (monotonic) bounds the whole.
+        """
         attempts = self.settings.provider_max_attempts
+        timeout = self.settings.provider_timeout_seconds
         reason = "no attempt made"
         for attempt in range(1, attempts + 1):
             try:
-                return await call()
+                return await asyncio.wait_for(call(), timeout)
             except TwilioRestException as exc:
-                if exc.status not in RETRYABLE_STATUS:
-                    raise
                 reason = f"HTTP {exc.status} from Twilio"
+                if exc.status in MAYBE_PROCESSED_STATUS and not idempotent:
+                    raise ProviderMaybeSent(reason, retry_after=60) from exc
+                if exc.status not in NOT_PROCESSED_STATUS | MAYBE_PROCESSED_STATUS:
+                    raise
+            except aiohttp.ClientConnectorError as exc:
+                reason = f"cannot connect: {exc}"  # nothing was sent
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            if attempt < attempts:
+                if not idempotent:
+                    raise ProviderMaybeSent(reason, retry_after=60) from exc
+            delay = min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random())
+            out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+            if attempt < attempts and not out_of_time:
                 delay = min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random())
                 log.warning(
                     "%s failed (%s), attempt %d/%d, retrying in %.2fs",
@@ -131,9 +164,18 @@ class TwilioGateway:
         raise ProviderDown(reason, retry_after=5)
 
     async def create_message(
-        self, account: Subaccount, messaging_service_sid: str, to: str, body: str
+        self,
+        account: Subaccount,
+        messaging_service_sid: str,
+        to: str,
+        body: str,
+        *,
+        deadline: float | None = None,
     ) -> str | ProviderRejection:
-        """Create the message at Twilio; its SID, or Twilio's rejection."""
+        """Create the message at Twilio; its SID, or Twilio's rejection.
+
+        Raises :class:`ProviderDown` (nothing was created) or :class:`ProviderMaybeSent`.
+        """
         client = self._client(account)
 
         async def call() -> Any:
@@ -141,11 +183,18 @@ class TwilioGateway:
                 to=to,
                 body=body,
                 messaging_service_sid=messaging_service_sid,
-                status_callback=self.settings.status_callback_url,
+                # Twilio's connection overrides: retry a callback our webhook could not
+                # store (503) up to 3 times.
+                status_callback=f"{self.settings.status_callback_url}#rc=3&rp=all",
             )
 
         try:
-            message = await self._with_retries(f"create message to {to[:-4]}****", call)
+            message = await self._with_retries(
+                f"create message to {to[:-4]}****",
+                timed_provider_call("create_message", call),
+                idempotent=False,
+                deadline=deadline,
+            )
         except TwilioRestException as exc:
             return ProviderRejection(exc.status, _int(exc.code), str(exc.msg))
         return str(message.sid)
@@ -163,7 +212,9 @@ class TwilioGateway:
             )
 
         try:
-            result = await self._with_retries("line type lookup", call)
+            result = await self._with_retries(
+                "line type lookup", timed_provider_call("line_type_lookup", call), idempotent=True
+            )
         except TwilioRestException as exc:
             log.warning("Lookup refused %s****: HTTP %s code %s", number[:-4], exc.status, exc.code)
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -187,6 +188,15 @@ async def test_schema_violations_name_the_field(stack: Stack) -> None:
             headers={"Content-Type": "application/json"},
         )  # fmt: skip
         assert_error(huge, 413, "payload_too_large")
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b" " * 8000
+
+        streamed = await client.post(
+            "/v1/sms/", content=chunked(), headers={"Content-Type": "application/json"}
+        )
+        assert_error(streamed, 413, "payload_too_large")
         extra = await client.post(
             "/v1/sms/",
             json={"use_case_id": use_case_id, "to_phone_number": "+14155550123",

@@ -167,3 +167,19 @@ async def test_a_sink_started_while_the_database_is_down_waits_for_it(
     assert await dump_rows(store) == expected_rows(events)
     stop.set()
     await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_row_the_database_refuses_is_skipped_and_the_rest_written(
+    sink: SinkHarness, store: Store, database_url: str, backend: str
+) -> None:
+    events = interleave(make_histories(20))
+    refused = next_version(events[-1], from_number="+1" + "9" * 40)  # longer than the column
+    await produce(sink.bootstrap, sink.topic, [*events, refused])
+    task, stop = await sink.start(database_url, batch_size=1000)
+    await wait_all_committed(sink)
+    rows = await dump_rows(store)
+    assert len(rows) == 20
+    if backend == "postgresql":  # SQLite does not enforce the column's length
+        assert rows == expected_rows(events)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
