@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class Worker:
     config: ConfigView
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Called when the worker shuts down.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]
@@ -131,8 +134,15 @@ def create_app(settings: Settings) -> Worker:
 class _Worker(faust.Worker):
     """Faust's worker, plus a ready file (pid inside) once recovery has completed."""
 
-    def __init__(self, *args: Any, ready_file: Path, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        ready_file: Path,
+        closers: list[Callable[[], Awaitable[None]]],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.closers = closers
         self.spinner = None  # a terminal spinner: not one line per event in a log file
         self.ready_file = ready_file
         ready_file.unlink(missing_ok=True)
@@ -145,6 +155,11 @@ class _Worker(faust.Worker):
 
     async def on_shutdown(self) -> None:
         self.ready_file.unlink(missing_ok=True)
+        for close in self.closers:  # e.g. the Twilio HTTP session
+            try:
+                await close()
+            except Exception:
+                log.exception("error while closing %r", close)
         await super().on_shutdown()
 
 
@@ -167,6 +182,7 @@ def run_worker(settings: Settings) -> None:
     _Worker(
         worker.app,
         ready_file=settings.data_dir.resolve() / "worker.ready",
+        closers=worker.closers,
         loglevel="INFO",
         redirect_stdouts=False,
         override_logging=False,

@@ -7,13 +7,15 @@ observation, a gauge step). Two things are measured on timers instead:
   and committed offset of each assigned partition (no broker round trip unless a partition
   has never been committed);
 - records by status, which the lifecycle agent keeps up to date as records change; a recount
-  from the ``record_by_sid`` table corrects it after a restart or a rebalance. The recount is
-  a scan, so it runs rarely: at most every :data:`RECOUNT_MIN_INTERVAL_S`, and never more
-  often than 1000 times the duration of the previous scan.
+  from the ``record_by_sid`` table sets it right after table recovery, at start and after
+  every rebalance. The recount is a scan, so otherwise it runs rarely: at most every
+  :data:`RECOUNT_MIN_INTERVAL_S`, and never more often than 1000 times the duration of the
+  previous scan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter as Tally
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LAG_INTERVAL_S = 5.0
+RECOUNT_CHECK_S = 1.0
 RECOUNT_MIN_INTERVAL_S = 60.0
 
 PROVIDER_DURATION = Histogram(
@@ -123,7 +126,8 @@ def timed_provider_call(
         except TwilioRestException as exc:
             PROVIDER_ERRORS.labels(operation, str(exc.code or f"http_{exc.status}")).inc()
             raise
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):
+            # The provider's asyncio.wait_for cancels an attempt that runs out of time.
             PROVIDER_ERRORS.labels(operation, "timeout").inc()
             raise
         except (aiohttp.ClientError, OSError):
@@ -139,6 +143,11 @@ class RecordCounts:
     """The ``smslane_worker_records`` gauge: stepped on each change, recounted rarely."""
 
     def __init__(self) -> None:
+        self.counted = False
+        self.next_recount = 0.0
+
+    def invalidate(self) -> None:
+        """The partitions changed: ignore steps until the next recount, which comes soon."""
         self.counted = False
         self.next_recount = 0.0
 
@@ -215,7 +224,13 @@ def install(worker: Any) -> None:
         for topic, value in lag.items():
             CONSUMER_LAG.labels(topic).set(value)
 
-    @app.timer(interval=LAG_INTERVAL_S)
+    async def recount_after_rebalance(sender: Any, **kwargs: Any) -> None:
+        RECORD_COUNTS.invalidate()
+
+    # Sent once table recovery has completed, at start and after every rebalance.
+    app.on_rebalance_complete.connect(recount_after_rebalance)
+
+    @app.timer(interval=RECOUNT_CHECK_S)
     async def count_records_by_status() -> None:
         if time.monotonic() >= RECORD_COUNTS.next_recount:
             RECORD_COUNTS.recount(records.values())

@@ -68,6 +68,7 @@ class Stack:
                 "SMSLANE_TOPIC_PARTITIONS": "2",
                 "SMSLANE_SEND_TIMEOUT_SECONDS": "20",
                 "SMSLANE_PROVIDER_MAX_ATTEMPTS": "3",
+                "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -234,6 +234,7 @@ def register(worker: Any) -> None:
         partitions=worker.settings.topic_partitions,
     )
     gateway = TwilioGateway(worker.settings)
+    worker.closers.append(gateway.close)
     sender = Sender(worker, gateway)
     reply_topics: dict[str, faust.TopicT] = {}
 

@@ -37,7 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 class Up:
     """``python -m smslane.cli up --demo`` with stdout collected line by line (not a TTY)."""
 
-    def __init__(self, root: Path, bootstrap: str, *, own_broker: bool) -> None:
+    def __init__(
+        self, root: Path, bootstrap: str, *, own_broker: bool = False, demo: bool = True
+    ) -> None:
         self.root, self.own_broker = root, own_broker
         self.var = root / "var"
         self.http_port = free_port()
@@ -56,7 +58,7 @@ class Up:
         self.lines: list[str] = []
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smslane.cli", "up", "--demo"],
+                [sys.executable, "-m", "smslane.cli", "up", *(["--demo"] if demo else [])],
                 cwd=root, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
             )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -94,8 +96,8 @@ class Up:
         stderr = self.stderr_path.read_text(errors="replace")[-3000:]
         return f"{self.output}\n--- stderr ---\n{stderr}\n" + "\n".join(logs)
 
-    def stop(self, timeout_s: float = 120.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 120.0) -> int:
+        self.proc.send_signal(sig)
         code = self.proc.wait(timeout_s)
         self._reader.join(5)
         return code
@@ -254,3 +256,30 @@ def test_up_demo_prints_a_curl_that_works_and_stops_everything(up: Up) -> None:
     assert len(logs) >= 5
     for secret in (api_key, admin_key, SIM_AUTH_TOKEN):
         assert not any(secret in text for text in logs), secret
+
+
+@pytest.mark.timeout(180)
+def test_up_without_demo_prints_a_placeholder_and_stops_on_ctrl_c(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    up = Up(tmp_path, kafka_bootstrap, demo=False)
+    try:
+        up.wait_for(r"^Press Ctrl-C to stop everything\.$")
+        assert '"use_case_id": "<use_case_id>"' in up.output
+        api_key = up.wait_for(r"^  API key:\s+(\S+)$").group(1)
+        answer = httpx.get(
+            f"http://127.0.0.1:{up.http_port}/v1/sms/",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=10.0,
+        )
+        assert answer.status_code == 200 and answer.json()["items"] == []
+        time.sleep(1.5)
+        assert not re.search(r"^sms ", up.output, re.MULTILINE)  # no live view without --demo
+        printed = {int(pid) for pid in re.findall(r"\bpid (\d+)", up.output)}
+        assert up.stop(signal.SIGINT) == 0, up.diagnostics()
+        assert up.output.rstrip().endswith("Stopped.")
+        assert not {pid for pid in printed if alive(pid)}
+        assert not processes_with(f"SMSLANE_DATA_DIR={up.var}")
+    finally:
+        if up.proc.poll() is None:
+            up.kill()
