@@ -40,11 +40,5 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """One running smslane (simulator, worker, sink, ingress) for a test module."""
     root: Path = tmp_path_factory.mktemp("stack")
     running = Stack(root, kafka_bootstrap)
-    try:
-        running.start()
-    except Exception:
-        running.stop()
-        print(running.logs())
-        raise
-    yield running
-    running.stop()
+    with running.running():
+        yield running

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -98,6 +99,20 @@ class Stack:
         self.wait_worker_ready(timeout_s)
         wait_until(lambda: self._http_ok(f"{self.base_url}/readyz"), timeout_s, "ingress ready")
         return self
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        """Start the stack, stop it after; on a failed start, show the processes' logs."""
+        try:
+            self.start()
+        except Exception:
+            self.stop()
+            print(self.logs())
+            raise
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def wait_worker_ready(self, timeout_s: float = 90.0) -> None:
         def ready() -> bool:

@@ -142,14 +142,8 @@ def twilio_down_stack(
         tmp_path_factory.mktemp("down"), kafka_bootstrap,
         twilio_api_base_url=closed, twilio_lookup_base_url=closed,
     )  # fmt: skip
-    try:
-        running.start()
-    except Exception:
-        running.stop()
-        print(running.logs())
-        raise
-    yield running
-    running.stop()
+    with running.running():
+        yield running
 
 
 async def test_twilio_down_answers_503_with_retry_after(twilio_down_stack: Stack) -> None:

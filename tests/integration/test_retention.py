@@ -32,14 +32,8 @@ def short_lived(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         record_retention_days=str(2 / 86400),
         early_callback_hold_seconds="2",
     )
-    try:
-        running.start()
-    except Exception:
-        running.stop()
-        print(running.logs())
-        raise
-    yield running
-    running.stop()
+    with running.running():
+        yield running
 
 
 async def tombstones(stack: Stack, table: str, key: str, timeout_s: float) -> bool:
