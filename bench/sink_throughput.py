@@ -8,7 +8,8 @@ until it has committed everything and prints the rates.
     python bench/sink_throughput.py --database-url postgresql+asyncpg://postgres@127.0.0.1:55432/smslane_test
 
 For PostgreSQL a fresh database is created on that server and dropped afterwards; for SQLite
-the file is deleted first. Needs a Kafka broker (``--bootstrap``, default 127.0.0.1:19092).
+the file is deleted first. Uses the Kafka broker at ``--bootstrap``, or starts one of its own
+on a free port (as ``python -m bench`` does) when that is not given.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ async def committed_total(admin: AIOKafkaAdminClient, group: str) -> int:
     return sum(max(meta.offset, 0) for meta in offsets.values())
 
 
-async def bench(args: argparse.Namespace) -> None:
+async def bench(args: argparse.Namespace) -> dict[str, object]:
+    """Run it; the figures (also what ``python -m bench`` records under ``sink``)."""
     prefix = f"bench{uuid4().hex[:8]}."
     topic = Topics.STATUS.name(prefix)
     admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
@@ -143,28 +145,52 @@ async def bench(args: argparse.Namespace) -> None:
         await admin.delete_topics([topic])
         await admin.close()
 
-    backend = make_url(args.database_url).get_backend_name()
     total_s = finished - started
-    records = (len(events) + 2) // 3
-    print(f"{backend}: {len(events)} events ({records} records x 3 versions)", end="")
-    print(f", batch {args.batch_size}, {args.partitions} partitions")
-    print(f"  ready -> all committed: {total_s:.2f}s = {len(events) / total_s:,.0f} events/s")
+    steady = None
     if first_at is not None and finished > first_at:
-        steady = (len(events) - first_done) / (finished - first_at)
-        print(f"  first commit -> all committed: {steady:,.0f} events/s")
+        steady = round((len(events) - first_done) / (finished - first_at))
+    return {
+        "backend": make_url(args.database_url).get_backend_name(),
+        "events": len(events),
+        "records": (len(events) + 2) // 3,
+        "batch_size": args.batch_size,
+        "partitions": args.partitions,
+        "seconds": round(total_s, 2),
+        "events_per_s": round(len(events) / total_s),
+        "steady_events_per_s": steady,
+    }
+
+
+def show(result: dict[str, object]) -> None:
+    r = result
+    print(f"{r['backend']}: {r['events']} events ({r['records']} records x 3 versions), "
+          f"batch {r['batch_size']}, {r['partitions']} partitions")  # fmt: skip
+    print(f"  ready -> all committed: {result['seconds']}s = {result['events_per_s']:,} events/s")
+    if result["steady_events_per_s"] is not None:
+        print(f"  first commit -> all committed: {result['steady_events_per_s']:,} events/s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default="sqlite+aiosqlite:///./var/bench-sink.db")
-    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--bootstrap", help="a running broker (default: start one)")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    asyncio.run(bench(args))
+    import tempfile
+
+    from bench.stack import Broker
+
+    with tempfile.TemporaryDirectory(prefix="smslane-sink-bench-") as root:
+        broker = Broker(args.bootstrap, Path(root)).start()
+        args.bootstrap = broker.bootstrap
+        try:
+            show(asyncio.run(bench(args)))
+        finally:
+            broker.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""End-to-end benchmarks of smslane: ``python -m bench --help`` (see bench/README.md)."""
