@@ -16,6 +16,7 @@ from ingress import metrics, routes_admin, routes_sms, routes_webhook
 from ingress.bridge import KafkaBridge
 from ingress.docs import install_openapi
 from ingress.errors import error_response, register_errors
+from ingress.recent import RecentRecords
 from schemas.errors import ServiceUnavailable
 from schemas.settings import Settings
 from schemas.topics import ensure_topics
@@ -35,13 +36,17 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
 
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = error_response(
+            413, f"The request body is larger than {self.limit} bytes.", "payload_too_large"
+        )
+        await answer(scope, receive, send)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = error_response(
-            413, f"The request body is larger than {self.limit} bytes.", "payload_too_large"
-        )
+        too_large = self._too_large
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await too_large(scope, receive, send)
@@ -114,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.bridge = KafkaBridge(settings)
+    app.state.recent = RecentRecords()
     register_errors(app)
     app.include_router(routes_sms.router)
     app.include_router(routes_webhook.router)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
@@ -25,8 +27,14 @@ async def test_list_filters_and_paginates_newest_first(stack: Stack) -> None:
             )
             assert answer.status_code == 201, answer.text
             sent.append(answer.json())
-        listed = await client.get("/v1/sms/", params={"use_case_id": use_case["id"]})
-        assert listed.status_code == 200, listed.text
+        # The list reads the store, which the sink fills a few milliseconds after the 201.
+        deadline = time.monotonic() + 20
+        while True:
+            listed = await client.get("/v1/sms/", params={"use_case_id": use_case["id"]})
+            assert listed.status_code == 200, listed.text
+            if len(listed.json()["items"]) == 3 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
         assert [r["id"] for r in listed.json()["items"]] == [r["id"] for r in reversed(sent)]
         assert listed.json()["next_cursor"] is None
 
