@@ -57,7 +57,6 @@ class Worker:
     settings: Settings
     config: ConfigView
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
     #: Called when the worker shuts down.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from smslane.kafka_local import LocalKafka, broker_answers
+from smslane.kafka_local import LocalKafka
 from smslane.processes import Child, wait_until
 
 API_KEY = "test-api-key"
@@ -175,6 +175,3 @@ def start_local_broker(root: Path) -> tuple[str, LocalKafka]:
     broker = LocalKafka(settings)
     broker.start()
     return settings.kafka_bootstrap_servers, broker
-
-
-__all__ = ["broker_answers", "docker_answers", "start_local_broker"]

@@ -73,10 +73,8 @@ def register(worker: Any) -> None:
         control_topic.get_topic_name(),
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
     )  # fmt: skip
-    counters: dict[str, int] = worker.extras.setdefault("lifecycle_counters", {})
 
     def count(outcome: str, raw: RawCallback | None = None) -> None:
-        counters[outcome] = counters.get(outcome, 0) + 1
         metrics.lifecycle_event(outcome, raw)
 
     async def publish(state: LifecycleState) -> None:
