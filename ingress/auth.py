@@ -31,8 +31,12 @@ def key_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-def require_api_key(request: Request) -> str:
-    """FastAPI dependency for /v1/sms*: the caller's key id; admin keys are accepted too."""
+async def require_api_key(request: Request) -> str:
+    """FastAPI dependency for /v1/sms*: the caller's key id; admin keys are accepted too.
+
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a thread hop per request.
+    """
     settings = request.app.state.settings
     token = _bearer(request)
     if _matches(token, settings.api_keys) or _matches(token, settings.admin_api_keys):
@@ -40,7 +44,7 @@ def require_api_key(request: Request) -> str:
     raise Unauthorized("The API key is not valid.")
 
 
-def require_admin_key(request: Request) -> str:
+async def require_admin_key(request: Request) -> str:
     """FastAPI dependency for /v1/admin/*: 401 for an unknown key, 403 for a non-admin key."""
     settings = request.app.state.settings
     token = _bearer(request)

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     kafka_timeout_seconds: float = Field(
         5.0, gt=0, description="Bound on a Kafka produce or metadata call made for a request."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        10,
+        ge=1,
+        le=1500,
+        description="How long the worker's Kafka fetch may wait for data. One fetch is in "
+        "flight per broker, covering only partitions with nothing buffered, so this bounds how "
+        "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms).",
+    )
     provider_max_attempts: int = Field(
         4, ge=1, le=10, description="Attempts at a Twilio call before provider_unavailable."
     )

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiokafka
 import faust
 from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from schemas.config_view import ConfigView
 from schemas.settings import Settings
@@ -42,6 +44,35 @@ async def flush_all(app: faust.App) -> None:
     while producer.buffer.size:
         await producer.buffer.flush()
     await producer.flush()
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a short fetch wait (SMSLANE_KAFKA_FETCH_MAX_WAIT_MS).
+
+    aiokafka keeps one fetch in flight per broker, and that fetch names only the partitions
+    with nothing buffered; Faust sends it with ``fetch_max_wait_ms=1500``. When those are
+    idle topics (say, lifecycle control while sends pour in), the busy partitions are not
+    fetched again until it returns: sends waited ~1.5 s in Kafka at 500 req/s.
+    """
+
+    def _create_worker_consumer(
+        self, transport: faust_aiokafka.Transport
+    ) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = self.app.conf.smslane_fetch_max_wait_ms
+        if not hasattr(consumer, "_fetch_max_wait_ms"):  # read by consumer.start()
+            raise RuntimeError("aiokafka changed: AIOKafkaConsumer._fetch_max_wait_ms is gone")
+        consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
 
 
 def faust_app_id(settings: Settings) -> str:
@@ -96,6 +127,8 @@ def create_app(settings: Settings) -> Worker:
         producer_linger=0.001,
         table_cleanup_interval=60.0,
     )
+    app.conf.smslane_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+    app.transport = _Transport(app.conf.broker_consumer, app)
     worker = Worker(app=app, settings=settings, config=ConfigView())
     for spec in Topics.all():
         worker.topics[spec.base_name] = _raw_topic(

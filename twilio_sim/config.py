@@ -56,6 +56,8 @@ class SimConfig(BaseModel):
     """Numbers Lookup reports with line type ``nonFixedVoip``."""
     invalid_numbers: frozenset[str] = frozenset()
     """Numbers Lookup reports as invalid even when they parse as valid."""
+    create_delay_ms: float = Field(default=0.0, ge=0)
+    """Pause before a Messages create answers (the message exists already), in milliseconds."""
     callback_delay_ms: float = Field(default=5.0, ge=0)
     """Pause before each status callback of a message, in milliseconds (0 for benchmarks)."""
     scenario_delays_ms: dict[Scenario, float] = Field(default_factory=dict)

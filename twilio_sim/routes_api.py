@@ -5,6 +5,7 @@ Handlers stay thin: authenticate, read the request, call :class:`SimState`, answ
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -54,6 +55,8 @@ async def create_message(request: web.Request) -> web.Response:
     if "MediaUrl" in post:
         form.setdefault("MediaUrl", "")
     status, body = await state.create_message(account_sid, form)
+    if state.config.create_delay_ms:  # a slow Twilio: created, answer still on its way
+        await asyncio.sleep(state.config.create_delay_ms / 1000.0)
     return json_response(body, status)
 
 

@@ -5,8 +5,9 @@ Requests arrive keyed by ``request_id``; the outcome of each is kept in the tabl
 A replayed request, whether a Kafka redelivery or a client retry with the same
 ``Idempotency-Key``, is answered from there and never reaches Twilio twice.
 
-Provider calls of a batch run concurrently (``take_events`` + ``gather``), never with
-``concurrency > 1`` (faust-streaming #606).
+Provider calls of a batch run concurrently (``noack_take`` + ``gather``), and several batches
+are in flight at once, never with ``concurrency > 1`` (faust-streaming #606): events are acked
+by hand once answered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 BATCH_SIZE = 200
 BATCH_WITHIN_S = 0.005
+#: Batches being decided at once (each up to BATCH_SIZE requests).
+MAX_BATCHES_IN_FLIGHT = 8
 
 
 class Outcome(BaseModel):
@@ -221,6 +225,30 @@ class Sender:
         return _error_outcome(request, error_type(detail)), opt_out
 
 
+#: Requests that get one answer: same request id, same body.
+Same = tuple[uuid.UUID, str]
+
+
+def same(request: SendRequest) -> Same:
+    return request.request_id, request.body_hash
+
+
+@dataclass
+class Batch:
+    """One take of the request stream, sorted by what each request needs."""
+
+    events: Sequence[faust.EventT]
+    decoded: list[tuple[faust.EventT, SendRequest]] = field(default_factory=list)
+    #: The first request of each (id, body) in the batch; later ones replay its outcome.
+    firsts: dict[Same, SendRequest] = field(default_factory=dict)
+    #: Requests to decide now (marked in flight), and ids reused with another body.
+    new: list[SendRequest] = field(default_factory=list)
+    conflicts: list[SendRequest] = field(default_factory=list)
+    #: Outcomes known already, and those another batch in flight is deciding.
+    decided: dict[Same, tuple[Outcome, OptOut | None, bool]] = field(default_factory=dict)
+    waiting: dict[Same, asyncio.Future[Outcome]] = field(default_factory=dict)
+
+
 def register(worker: Any) -> None:
     """Declare the send agent and its table on the worker's app."""
     app: faust.App = worker.app
@@ -237,6 +265,8 @@ def register(worker: Any) -> None:
     worker.closers.append(gateway.close)
     sender = Sender(worker, gateway)
     reply_topics: dict[str, faust.TopicT] = {}
+    #: Requests a batch in flight is deciding: their body hash and the outcome to come.
+    deciding: dict[uuid.UUID, tuple[str, asyncio.Future[Outcome]]] = {}
 
     def reply_topic(name: str) -> faust.TopicT:
         if name not in reply_topics:
@@ -290,17 +320,37 @@ def register(worker: Any) -> None:
 
     @app.agent(requests_topic, name="send_messages")
     async def send_messages(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
-            await _process_batch(stream, events)
+        # Batches are admitted one at a time (table reads and in-flight markers, no await in
+        # between), then finished concurrently: while one batch waits on Kafka or Twilio the
+        # next is taken. Events are acked when their batch has answered, and Faust commits
+        # only up to the first unacked offset, so a crash redelivers every unfinished event.
+        slots = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            async for events in stream.noack_take(BATCH_SIZE, within=BATCH_WITHIN_S):
+                await slots.acquire()
+                try:
+                    batch = admit(events)
+                except BaseException:
+                    slots.release()
+                    raise
+                task = asyncio.ensure_future(finish(stream, batch))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                task.add_done_callback(lambda _: slots.release())
+        finally:
+            if running:  # stopping: let the batches in flight answer (bounded)
+                await asyncio.wait(running, timeout=worker.settings.send_timeout_seconds)
 
-    async def _process_batch(stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
-        decoded: list[tuple[faust.EventT, SendRequest]] = []
+    def admit(events: Sequence[faust.EventT]) -> Batch:
+        """Decode a batch and sort its requests; new ones are marked in flight."""
+        batch = Batch(events)
         for event in events:
             if event.value.startswith(EXPIRE_PREFIX):
                 forget_expired(event)
                 continue
             try:
-                decoded.append((event, SendRequest.model_validate_json(event.value)))
+                batch.decoded.append((event, SendRequest.model_validate_json(event.value)))
             except ValidationError:
                 log.error(
                     "skipping malformed send request at %s[%d]@%d",
@@ -308,31 +358,55 @@ def register(worker: Any) -> None:
                 )  # fmt: skip
                 metrics.SKIPPED_EVENTS.labels("send_messages").inc()
         # Duplicates inside one batch: the first decides, the others replay its outcome.
-        firsts: dict[uuid.UUID, SendRequest] = {}
-        for _, request in decoded:
-            firsts.setdefault(request.request_id, request)
-        decided: dict[uuid.UUID, tuple[Outcome, OptOut | None, bool]] = {}
-        new: list[SendRequest] = []
-        conflicts: list[SendRequest] = []
-        for request in firsts.values():
+        for _, request in batch.decoded:
+            batch.firsts.setdefault(same(request), request)
+        first_event = {r.request_id: e for e, r in reversed(batch.decoded)}
+        now = datetime.now(UTC)
+        for request in batch.firsts.values():
+            in_progress = deciding.get(request.request_id)
+            if in_progress is not None:
+                # Being decided by a batch in flight: replay its outcome, or 409 for another body.
+                body_hash, future = in_progress
+                if body_hash == request.body_hash:
+                    batch.waiting[same(request)] = future
+                else:
+                    batch.conflicts.append(request)
+                continue
             previous = remembered(request)
-            if previous is False:
-                new.append(request)
-            elif previous is True:
-                conflicts.append(request)
-            else:
+            if previous is True:
+                batch.conflicts.append(request)
+            elif previous is not False:
                 assert isinstance(previous, Outcome)
-                decided[request.request_id] = (previous, None, False)
-        if new:
-            # Mark the new requests in flight, durably, before any Twilio call.
-            first_event = {r.request_id: e for e, r in reversed(decoded)}
-            for request in new:
+                batch.decided[same(request)] = (previous, None, False)
+            else:
+                # Marked in flight, durably (flushed in ``finish``), before any Twilio call.
+                batch.new.append(request)
                 bind_event(first_event[request.request_id])
                 marker = Outcome(
-                    body_hash=request.body_hash, decided_at=datetime.now(UTC),
-                    status_code=0, in_flight=True,
-                )  # fmt: skip
+                    body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True
+                )
                 outcomes[request.request_id.bytes] = marker.model_dump_json().encode()
+                deciding[request.request_id] = (
+                    request.body_hash, asyncio.get_running_loop().create_future(),
+                )  # fmt: skip
+        return batch
+
+    async def finish(stream: faust.StreamT, batch: Batch) -> None:
+        try:
+            await _decide_and_answer(batch)
+        except Exception:
+            log.exception("send batch failed; its requests are answered 503")
+        finally:
+            for request in batch.new:  # never leave a duplicate waiting
+                _, future = deciding.pop(request.request_id)
+                if not future.done():
+                    error = ProviderUnavailable("The message could not be sent; retry later.")
+                    future.set_result(_error_outcome(request, error, retry_after=5))
+            for event in batch.events:
+                await stream.ack(event)
+
+    async def _decide_and_answer(batch: Batch) -> None:
+        new, conflicts, decided = batch.new, batch.conflicts, batch.decided
         durable = asyncio.ensure_future(flush_all(app)) if new else None
         results = await asyncio.gather(
             *(sender.decide(r, durable) for r in new),
@@ -348,13 +422,15 @@ def register(worker: Any) -> None:
                 log.error("send request %s failed", request.request_id, exc_info=result)
                 error = ProviderUnavailable("The message could not be sent; retry later.")
                 result = (_error_outcome(request, error, retry_after=5), None)
-            decided[request.request_id] = (result[0], result[1], request in new)
-        for event, request in decoded:
-            outcome, opt_out, is_new = decided[request.request_id]
-            if request is not firsts[request.request_id]:
-                is_new = False
-                if outcome.body_hash != request.body_hash:
-                    outcome = _error_outcome(request, IdempotencyKeyReused())
+            decided[same(request)] = (result[0], result[1], request in new)
+        for request in new:
+            deciding[request.request_id][1].set_result(decided[same(request)][0])
+        for key, future in batch.waiting.items():
+            decided[key] = (await future, None, False)
+        for event, request in batch.decoded:
+            outcome, opt_out, is_new = decided[same(request)]
+            if request is not batch.firsts[same(request)]:
+                is_new, opt_out = False, None
             metrics.send_decided(outcome.error, is_new)
             bind_event(event)
             if is_new and outcome.status_code == 503 and not outcome.in_flight:

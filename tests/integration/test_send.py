@@ -162,6 +162,31 @@ async def test_idempotency_key_replays_and_conflicts(stack: Stack) -> None:
         assert len(await sim_messages(sim, to)) == 2
 
 
+async def test_a_retry_during_the_twilio_call_gets_the_first_answer(stack: Stack) -> None:
+    """Same Idempotency-Key while the first request is still at Twilio (the worker takes
+    further batches meanwhile): the retry waits for that answer; another body gets 409."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        to, key = unique_number(), str(uuid.uuid4())
+        await sim.post("/_sim/config", json={"create_delay_ms": 1500})
+        try:
+            first = asyncio.create_task(
+                send(client, use_case["id"], to, "Slow", **{"Idempotency-Key": key})
+            )
+            await asyncio.sleep(0.6)  # the first request is waiting for Twilio's answer
+            again, other = await asyncio.gather(
+                send(client, use_case["id"], to, "Slow", **{"Idempotency-Key": key}),
+                send(client, use_case["id"], to, "Another body", **{"Idempotency-Key": key}),
+            )
+            answer = await first
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        assert answer.status_code == again.status_code == 201, (answer.text, again.text)
+        assert again.json() == answer.json()
+        assert_error(other, 409, "idempotency_key_reused")
+        assert len(await sim_messages(sim, to)) == 1
+
+
 async def test_schema_violations_name_the_field(stack: Stack) -> None:
     async with stack.client() as client:
         use_case_id = str(uuid.uuid4())
