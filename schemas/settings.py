@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         "flight per broker, covering only partitions with nothing buffered, so this bounds how "
         "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms).",
     )
+    sink_batch_wait_ms: int = Field(
+        50,
+        ge=0,
+        le=5000,
+        description="How long the sink's fetch may wait for 64 KiB of status events to write "
+        "in one transaction: fewer, larger batches under load, at most this much staleness.",
+    )
     provider_max_attempts: int = Field(
         4, ge=1, le=10, description="Attempts at a Twilio call before provider_unavailable."
     )

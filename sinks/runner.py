@@ -110,6 +110,9 @@ async def run_sink(
         client_id=f"{settings.app_id}-sink",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # One transaction and one offset commit per batch: let the broker gather a batch.
+        fetch_min_bytes=64 * 1024,
+        fetch_max_wait_ms=settings.sink_batch_wait_ms,
     )
     try:
         await consumer.start()

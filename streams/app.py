@@ -35,15 +35,30 @@ def bind_event(event: faust.EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-async def flush_all(app: faust.App) -> None:
-    """Wait until everything produced so far (table changelogs included) is in Kafka.
+class ChangelogTable(faust.Table):
+    """A Faust table whose writes can be awaited until they are in Kafka."""
 
-    Faust's buffer flush gives up after 100 ms without progress, so loop until it is empty.
-    """
-    producer = app.producer
-    while producer.buffer.size:
-        await producer.buffer.flush()
-    await producer.flush()
+    _last_write: asyncio.Future[Any] | None = None
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        future = super().send_changelog(*args, **kwargs)
+        self._last_write = future
+        return future
+
+    def put(self, key: Any, value: Any) -> asyncio.Future[Any]:
+        """``table[key] = value``; the future is done when the broker has acked the
+        changelog message (acks=all), unlike Faust's buffer flush, which gives up after
+        100 ms and waits for everything else in flight too."""
+        self[key] = value
+        assert self._last_write is not None
+        return self._last_write
+
+
+def changelog_table(app: faust.App, name: str, **kwargs: Any) -> ChangelogTable:
+    """Declare a :class:`ChangelogTable` on ``app``, as ``app.Table`` would."""
+    table = ChangelogTable(app, name=name, beacon=app.tables.beacon, **kwargs)
+    app.tables.add(table)
+    return table
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

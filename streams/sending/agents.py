@@ -38,7 +38,7 @@ from schemas.events import ErrorBody, SendReply, SendRequest
 from schemas.records import SmsRecord
 from schemas.topics import Topics
 from streams import metrics
-from streams.app import bind_event, flush_all
+from streams.app import bind_event, changelog_table
 from streams.sending import checks
 from streams.sending.provider import (
     ProviderDown,
@@ -120,7 +120,7 @@ class Sender:
         The contract's checks run in its order; ``conflict`` (the Idempotency-Key was used
         with another body) answers 409 once they pass, without calling Twilio. ``durable``
         completes once the request's in-flight marker is in Kafka; it is awaited right before
-        the create call, so the flush overlaps the checks and Lookup.
+        the create call, so the write overlaps the checks and Lookup.
         """
         error: SmslaneError | None
         if not await self.config.wait_for(request.config_offset, timeout_s=5.0):
@@ -247,6 +247,8 @@ class Batch:
     #: Outcomes known already, and those another batch in flight is deciding.
     decided: dict[Same, tuple[Outcome, OptOut | None, bool]] = field(default_factory=dict)
     waiting: dict[Same, asyncio.Future[Outcome]] = field(default_factory=dict)
+    #: The changelog writes of the in-flight markers of ``new``.
+    markers: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
 def register(worker: Any) -> None:
@@ -255,7 +257,8 @@ def register(worker: Any) -> None:
     requests_topic = worker.topic(Topics.SEND_REQUESTS.base_name)
     created_topic = worker.topic(Topics.CREATED.base_name)
     config_topic = worker.topic(Topics.CONFIG.base_name)
-    outcomes = app.Table(
+    outcomes = changelog_table(
+        app,
         "outcome_by_request",
         key_type=bytes,
         value_type=bytes,
@@ -379,13 +382,16 @@ def register(worker: Any) -> None:
                 assert isinstance(previous, Outcome)
                 batch.decided[same(request)] = (previous, None, False)
             else:
-                # Marked in flight, durably (flushed in ``finish``), before any Twilio call.
+                # Marked in flight; ``decide`` waits for the marker to be in Kafka (acked)
+                # before the Twilio create.
                 batch.new.append(request)
                 bind_event(first_event[request.request_id])
                 marker = Outcome(
                     body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True
                 )
-                outcomes[request.request_id.bytes] = marker.model_dump_json().encode()
+                batch.markers.append(
+                    outcomes.put(request.request_id.bytes, marker.model_dump_json().encode())
+                )
                 deciding[request.request_id] = (
                     request.body_hash, asyncio.get_running_loop().create_future(),
                 )  # fmt: skip
@@ -407,7 +413,7 @@ def register(worker: Any) -> None:
 
     async def _decide_and_answer(batch: Batch) -> None:
         new, conflicts, decided = batch.new, batch.conflicts, batch.decided
-        durable = asyncio.ensure_future(flush_all(app)) if new else None
+        durable = asyncio.ensure_future(asyncio.gather(*batch.markers)) if new else None
         results = await asyncio.gather(
             *(sender.decide(r, durable) for r in new),
             *(sender.decide(r, None, conflict=True) for r in conflicts),
