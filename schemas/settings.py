@@ -65,12 +65,13 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Bound on a Kafka produce or metadata call made for a request."
     )
     kafka_fetch_max_wait_ms: int = Field(
-        10,
+        25,
         ge=1,
         le=1500,
         description="How long the worker's Kafka fetch may wait for data. One fetch is in "
         "flight per broker, covering only partitions with nothing buffered, so this bounds how "
-        "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms).",
+        "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms). Shorter costs "
+        "CPU: an idle worker and broker spend ~0.14 cores more at 10 ms than at 1500 ms.",
     )
     sink_batch_wait_ms: int = Field(
         50,
