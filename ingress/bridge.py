@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -39,6 +40,7 @@ class KafkaBridge:
         self.config_topic = Topics.CONFIG.name(prefix)
         self.config = ConfigView()
         self._pending: dict[str, asyncio.Future[SendReply]] = {}
+        self._shed, self._shed_logged_at = 0, 0.0
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._config_ready = asyncio.Event()
@@ -203,6 +205,13 @@ class KafkaBridge:
 
     async def request_send(self, request: SendRequest) -> SendReply:
         """Publish a send request and wait (bounded) for the worker's reply."""
+        if len(self._pending) >= self.settings.send_max_in_flight:
+            self._note_shed()
+            raise ServiceUnavailable(
+                f"smslane is at capacity ({len(self._pending)} sends in flight on this server); "
+                "retry in a second.",
+                retry_after=1,
+            )
         future: asyncio.Future[SendReply] = asyncio.get_running_loop().create_future()
         self._pending[request.correlation_id] = future
         try:
@@ -214,6 +223,18 @@ class KafkaBridge:
             raise GatewayTimeout() from exc
         finally:
             self._pending.pop(request.correlation_id, None)
+
+    def _note_shed(self) -> None:
+        """Count a send answered 503 at capacity; log at most one line per 5 s."""
+        self._shed += 1
+        now = time.monotonic()
+        if now - self._shed_logged_at >= 5.0:
+            log.warning(
+                "at capacity: %d send(s) answered 503 since the last report "
+                "(SMSLANE_SEND_MAX_IN_FLIGHT=%d in flight)",
+                self._shed, self.settings.send_max_in_flight,
+            )  # fmt: skip
+            self._shed, self._shed_logged_at = 0, now
 
     def new_correlation_id(self) -> str:
         return uuid.uuid4().hex

@@ -50,9 +50,8 @@ def register_errors(app: FastAPI) -> None:
     @app.exception_handler(SmslaneError)
     async def on_domain_error(request: Request, exc: SmslaneError) -> JSONResponse:
         headers = {}
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            headers["Retry-After"] = str(retry_after)
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return error_response(exc.status_code, exc.detail, exc.code, headers)

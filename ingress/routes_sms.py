@@ -89,9 +89,7 @@ async def send_sms(
     reply = await bridge.request_send(send)
     if reply.error is not None:
         error_type = ERRORS_BY_CODE.get(reply.error.code, ServiceUnavailable)
-        error = error_type(reply.error.detail)
-        error.retry_after = reply.retry_after  # type: ignore[attr-defined]
-        raise error
+        raise error_type(reply.error.detail, retry_after=reply.retry_after)
     assert reply.record is not None
     # Read-your-writes: served from here until the sink has written it (a few ms).
     request.app.state.recent.put(reply.record)

@@ -16,8 +16,10 @@ class SmslaneError(Exception):
     code: ClassVar[str] = "internal_error"
     default_detail: ClassVar[str] = "Something went wrong on our side."
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int | None = None) -> None:
         self.detail = detail or self.default_detail
+        #: Seconds for the ``Retry-After`` header, when a retry can succeed later.
+        self.retry_after = retry_after
         super().__init__(self.detail)
 
 

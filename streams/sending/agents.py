@@ -401,7 +401,9 @@ def register(worker: Any) -> None:
         try:
             await _decide_and_answer(batch)
         except Exception:
-            log.exception("send batch failed; its requests are answered 503")
+            # A bug, not a provider error (those are outcomes): requests left without a reply
+            # get the ingress's 504, and their in-flight markers keep retries from Twilio.
+            log.exception("send batch failed part-way; unanswered requests will time out")
         finally:
             for request in batch.new:  # never leave a duplicate waiting
                 _, future = deciding.pop(request.request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -162,6 +163,46 @@ async def test_twilio_down_answers_503_with_retry_after(twilio_down_stack: Stack
         assert int(answer.headers["Retry-After"]) > 0
         listed = await client.get("/v1/sms/", params={"use_case_id": use_case["id"]})
         assert listed.json()["items"] == []
+
+
+@pytest.fixture(scope="module")
+def narrow_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("narrow"), kafka_bootstrap, send_max_in_flight="2")
+    with running.running():
+        yield running
+
+
+async def test_sends_past_capacity_are_shed_not_queued(narrow_stack: Stack) -> None:
+    """Past SMSLANE_SEND_MAX_IN_FLIGHT the ingress answers 503 with Retry-After instead of
+    queueing into 504s; what it accepted is sent once, what it shed is never sent."""
+    stack = narrow_stack
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        numbers = [unique_number() for _ in range(6)]
+        await sim.post("/_sim/config", json={"create_delay_ms": 1000})
+        try:
+            answers = await asyncio.gather(
+                *(client.post("/v1/sms/", json={"use_case_id": use_case["id"],
+                                                "to_phone_number": to, "message": "x"})
+                  for to in numbers)
+            )  # fmt: skip
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        accepted = [to for to, a in zip(numbers, answers, strict=True) if a.status_code == 201]
+        shed = [(to, a) for to, a in zip(numbers, answers, strict=True) if a.status_code == 503]
+        assert len(accepted) == 2 and len(shed) == 4, [a.status_code for a in answers]
+        for _, answer in shed:
+            assert answer.json()["code"] == "service_unavailable"
+            assert answer.headers["Retry-After"] == "1"
+        for to in accepted:
+            assert len(await sim_messages(sim, to)) == 1
+        for to, _ in shed:
+            assert await sim_messages(sim, to) == []
+        retried = await client.post(
+            "/v1/sms/", json={"use_case_id": use_case["id"], "to_phone_number": shed[0][0],
+                              "message": "x"},
+        )  # fmt: skip
+        assert retried.status_code == 201, retried.text
 
 
 async def test_kafka_down_gives_503_not_a_hang(tmp_path: Path) -> None:
