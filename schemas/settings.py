@@ -73,14 +73,15 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Bound on a Kafka produce or metadata call made for a request."
     )
     kafka_fetch_max_wait_ms: int = Field(
-        100,
+        25,
         ge=1,
         le=1500,
         description="How long the worker's Kafka fetch may wait for data. One fetch is in "
         "flight per broker, covering only partitions with nothing buffered, so this bounds how "
         "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms). "
-        "Shorter costs CPU in empty fetches: at 25 ms the lifecycle agent spent ~15 % more CPU "
-        "per event than at 100 ms or 1500 ms (bench state --quick).",
+        "Shorter costs CPU in empty fetches (~15 % more per lifecycle event at 25 ms than at "
+        "100 ms when catching up a backlog), longer costs freshness: at 100 ms 500 callbacks/s "
+        "no longer held for 60 s (GET lag p99 1.2-1.4 s against 0.15 s at 25 ms).",
     )
     sink_batch_wait_ms: int = Field(
         50,
