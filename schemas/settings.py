@@ -79,9 +79,8 @@ class Settings(BaseSettings):
         description="How long the worker's Kafka fetch may wait for data. One fetch is in "
         "flight per broker, covering only partitions with nothing buffered, so this bounds how "
         "long a busy partition can wait behind idle ones (Faust's own value is 1500 ms). "
-        "Shorter costs CPU in empty fetches (~15 % more per lifecycle event at 25 ms than at "
-        "100 ms when catching up a backlog), longer costs freshness: at 100 ms 500 callbacks/s "
-        "no longer held for 60 s (GET lag p99 1.2-1.4 s against 0.15 s at 25 ms).",
+        "Shorter costs CPU in empty fetches: ~15 % more per lifecycle event at 25 ms than at "
+        "100 ms while catching up a backlog (BENCH.md).",
     )
     sink_batch_wait_ms: int = Field(
         50,
