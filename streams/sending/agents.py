@@ -332,11 +332,16 @@ def register(worker: Any) -> None:
         try:
             async for events in stream.noack_take(BATCH_SIZE, within=BATCH_WITHIN_S):
                 await slots.acquire()
+                batch = Batch(events)
                 try:
-                    batch = admit(events)
-                except BaseException:
+                    admit(batch)
+                except Exception:
+                    # A bug: nothing of this batch was sent. Release its requests (their
+                    # clients get the ingress's 504) rather than stall commits and duplicates.
+                    log.exception("could not admit a send batch; its requests are dropped")
+                    await release(stream, batch)
                     slots.release()
-                    raise
+                    continue
                 task = asyncio.ensure_future(finish(stream, batch))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -345,10 +350,20 @@ def register(worker: Any) -> None:
             if running:  # stopping: let the batches in flight answer (bounded)
                 await asyncio.wait(running, timeout=worker.settings.send_timeout_seconds)
 
-    def admit(events: Sequence[faust.EventT]) -> Batch:
+    def admit(batch: Batch) -> None:
         """Decode a batch and sort its requests; new ones are marked in flight."""
-        batch = Batch(events)
-        for event in events:
+        generation = app.consumer_generation_id
+        for event in batch.events:
+            if event.message.generation_id != generation:
+                # Taken before a rebalance: its partition may be another worker's now, which
+                # recovered the table without our marker. Faust's own streams skip these too.
+                continue
+            if not isinstance(event.value, bytes):
+                log.error(
+                    "skipping a send request without a value at offset %d", event.message.offset
+                )
+                metrics.SKIPPED_EVENTS.labels("send_messages").inc()
+                continue
             if event.value.startswith(EXPIRE_PREFIX):
                 forget_expired(event)
                 continue
@@ -395,7 +410,6 @@ def register(worker: Any) -> None:
                 deciding[request.request_id] = (
                     request.body_hash, asyncio.get_running_loop().create_future(),
                 )  # fmt: skip
-        return batch
 
     async def finish(stream: faust.StreamT, batch: Batch) -> None:
         try:
@@ -405,13 +419,17 @@ def register(worker: Any) -> None:
             # get the ingress's 504, and their in-flight markers keep retries from Twilio.
             log.exception("send batch failed part-way; unanswered requests will time out")
         finally:
-            for request in batch.new:  # never leave a duplicate waiting
-                _, future = deciding.pop(request.request_id)
-                if not future.done():
-                    error = ProviderUnavailable("The message could not be sent; retry later.")
-                    future.set_result(_error_outcome(request, error, retry_after=5))
-            for event in batch.events:
-                await stream.ack(event)
+            await release(stream, batch)
+
+    async def release(stream: faust.StreamT, batch: Batch) -> None:
+        """Resolve what duplicates may wait on, and ack the batch's events."""
+        for request in batch.new:
+            _, future = deciding.pop(request.request_id)
+            if not future.done():
+                error = ProviderUnavailable("The message could not be sent; retry later.")
+                future.set_result(_error_outcome(request, error, retry_after=5, in_flight=True))
+        for event in batch.events:
+            await stream.ack(event)
 
     async def _decide_and_answer(batch: Batch) -> None:
         new, conflicts, decided = batch.new, batch.conflicts, batch.decided
@@ -427,9 +445,11 @@ def register(worker: Any) -> None:
             if isinstance(result, BaseException):
                 # A bug or an unexpected library error must not stop the agent: answer 503
                 # and go on.
+                # Twilio may have created the message before the error: keep the request
+                # marked in flight so that a retry is not sent again.
                 log.error("send request %s failed", request.request_id, exc_info=result)
                 error = ProviderUnavailable("The message could not be sent; retry later.")
-                result = (_error_outcome(request, error, retry_after=5), None)
+                result = (_error_outcome(request, error, retry_after=5, in_flight=True), None)
             decided[same(request)] = (result[0], result[1], request in new)
         for request in new:
             deciding[request.request_id][1].set_result(decided[same(request)][0])
