@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from smslane.kafka_local import LocalKafka
-from smslane.processes import Child
+from smslane.processes import Child, free_port, stack_env
 
 API_KEY = "bench-api-key"
 ADMIN_KEY = "bench-admin-key"
@@ -29,12 +28,6 @@ AUTH_TOKEN = "bench-auth-token-0123456789"
 SERVICE_SID = "MG" + "c" * 32
 SENDERS = ("+14155550100", "+12125550100", "+13125550100", "+16175550100")
 WEBHOOK_PATH = "/v1/webhook/twilio/sms-status"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -113,28 +106,12 @@ class BenchStack:
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         root.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLANE_")}
-        env.update(
-            {
-                "SMSLANE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "SMSLANE_TOPIC_PREFIX": self.prefix,
-                "SMSLANE_APP_ID": f"{self.prefix}app",
-                "SMSLANE_DATA_DIR": str(root / "var"),
-                "SMSLANE_DATABASE_URL": database_url
-                or f"sqlite+aiosqlite:///{root / 'smslane.db'}",
-                "SMSLANE_HTTP_HOST": "127.0.0.1",
-                "SMSLANE_HTTP_PORT": str(self.http_port),
-                "SMSLANE_PUBLIC_BASE_URL": self.base_url,
-                "SMSLANE_TWILIO_API_BASE_URL": self.sim_url,
-                "SMSLANE_TWILIO_LOOKUP_BASE_URL": self.sim_url,
-                "SMSLANE_API_KEYS": API_KEY,
-                "SMSLANE_ADMIN_API_KEYS": ADMIN_KEY,
-                "SMSLANE_TABLE_STORE": "rocksdb://",
-                "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update({f"SMSLANE_{k.upper()}": v for k, v in settings.items()})
+        env = stack_env(
+            root, bootstrap=bootstrap, prefix=self.prefix, http_port=self.http_port,
+            sim_url=self.sim_url, api_key=API_KEY, admin_key=ADMIN_KEY,
+            database_url=database_url,
+            **{"app_id": f"{self.prefix}app", "table_store": "rocksdb://", **settings},
+        )  # fmt: skip
         self.env = env
         logs = root / "logs"
         sim_args = [

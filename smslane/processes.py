@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,3 +86,51 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(interval_s)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stack_env(
+    root: Path,
+    *,
+    bootstrap: str,
+    prefix: str,
+    http_port: int,
+    sim_url: str,
+    api_key: str,
+    admin_key: str,
+    database_url: str | None = None,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of one isolated set of smslane processes (test and benchmark stacks).
+
+    This process's environment without any ``SMSLANE_*``, then the stack's own topic prefix,
+    data directory, SQLite file (unless ``database_url``), ports and Twilio simulator;
+    ``settings`` (lower-case setting names) come last and win.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLANE_")}
+    base_url = f"http://127.0.0.1:{http_port}"
+    env.update(
+        {
+            "SMSLANE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SMSLANE_TOPIC_PREFIX": prefix,
+            "SMSLANE_DATA_DIR": str(root / "var"),
+            "SMSLANE_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{root / 'smslane.db'}",
+            "SMSLANE_HTTP_HOST": "127.0.0.1",
+            "SMSLANE_HTTP_PORT": str(http_port),
+            "SMSLANE_PUBLIC_BASE_URL": base_url,
+            "SMSLANE_TWILIO_API_BASE_URL": sim_url,
+            "SMSLANE_TWILIO_LOOKUP_BASE_URL": sim_url,
+            "SMSLANE_API_KEYS": api_key,
+            "SMSLANE_ADMIN_API_KEYS": admin_key,
+            "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({f"SMSLANE_{k.upper()}": v for k, v in settings.items()})
+    return env

@@ -7,9 +7,7 @@ Faust app id), data directory, database and ports, so stacks never see each othe
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from smslane.kafka_local import LocalKafka
-from smslane.processes import Child, wait_until
+from smslane.processes import Child, free_port, stack_env, wait_until
 
 API_KEY = "test-api-key"
 ADMIN_KEY = "test-admin-key"
@@ -25,12 +23,6 @@ ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789"
 SERVICE_SID = "MG" + "2" * 32
 SENDERS = ("+14155550100", "+12125550100")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Stack:
@@ -50,30 +42,17 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         root.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLANE_")}
-        env.update(
-            {
-                "SMSLANE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "SMSLANE_TOPIC_PREFIX": self.prefix,
-                "SMSLANE_DATA_DIR": str(root / "var"),
-                "SMSLANE_DATABASE_URL": database_url
-                or f"sqlite+aiosqlite:///{root / 'smslane.db'}",
-                "SMSLANE_HTTP_HOST": "127.0.0.1",
-                "SMSLANE_HTTP_PORT": str(self.http_port),
-                "SMSLANE_PUBLIC_BASE_URL": self.base_url,
-                "SMSLANE_TWILIO_API_BASE_URL": self.sim_url,
-                "SMSLANE_TWILIO_LOOKUP_BASE_URL": self.sim_url,
-                "SMSLANE_API_KEYS": API_KEY,
-                "SMSLANE_ADMIN_API_KEYS": ADMIN_KEY,
-                "SMSLANE_TABLE_STORE": "memory://",
-                "SMSLANE_TOPIC_PARTITIONS": "2",
-                "SMSLANE_SEND_TIMEOUT_SECONDS": "20",
-                "SMSLANE_PROVIDER_MAX_ATTEMPTS": "3",
-                "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update({f"SMSLANE_{k.upper()}": v for k, v in settings.items()})
+        defaults = {
+            "table_store": "memory://",
+            "topic_partitions": "2",
+            "send_timeout_seconds": "20",
+            "provider_max_attempts": "3",
+        }
+        env = stack_env(
+            root, bootstrap=bootstrap, prefix=self.prefix, http_port=self.http_port,
+            sim_url=self.sim_url, api_key=API_KEY, admin_key=ADMIN_KEY,
+            database_url=database_url, **{**defaults, **settings},
+        )  # fmt: skip
         self.env = env
         logs = root / "logs"
         logs.mkdir(exist_ok=True)
