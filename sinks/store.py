@@ -10,7 +10,9 @@ Errors: a database that is down or busy surfaces as :class:`~sinks.errors.StoreU
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +64,8 @@ class Store:
         """
         engine = _create_engine(url)
         try:
+            if _is_sqlite_file(url):
+                await _use_wal(engine, _sqlite_busy_seconds(url))
             if migrate:
                 with unavailable_as_store_error():
                     await upgrade(engine)
@@ -220,14 +224,53 @@ def _create_engine(url: str) -> AsyncEngine:
     )
 
 
+def _is_sqlite_file(url: str) -> bool:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    return (parsed.database or "") not in ("", ":memory:") and parsed.query.get("mode") != "memory"
+
+
+def _sqlite_busy_seconds(url: str) -> float:
+    timeout = make_url(url).query.get("timeout", SQLITE_BUSY_TIMEOUT_S)
+    return float(timeout if isinstance(timeout, str | float) else timeout[0])
+
+
+async def _use_wal(engine: AsyncEngine, patience_s: float) -> None:
+    """Put a SQLite file in WAL mode (kept in the file): readers never block the writer.
+
+    The switch needs the exclusive lock, and SQLite refuses it at once, without waiting on
+    ``busy_timeout``, when another connection reads while it waits (its deadlock rule) -- as
+    happens when the ingress and the sink open a fresh database together. So the switch is
+    retried for as long as ``busy_timeout`` would have waited.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while True:
+        try:
+            with unavailable_as_store_error():
+                async with engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    # The driver's own connection: no BEGIN from _on_begin around the pragma.
+                    driver = raw.driver_connection
+                    assert driver is not None  # a live pooled connection
+                    cursor = await driver.execute("PRAGMA journal_mode = WAL")
+                    await cursor.close()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= deadline:
+                log.warning("record store unavailable: %s", exc)
+                raise StoreUnavailable() from exc
+            await asyncio.sleep(0.02)
+
+
 def _create_sqlite_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    in_memory = not _is_sqlite_file(url)
     if not in_memory and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    timeout = parsed.query.get("timeout", SQLITE_BUSY_TIMEOUT_S)
-    busy_ms = int(float(timeout if isinstance(timeout, str | float) else timeout[0]) * 1000)
+    busy_ms = int(_sqlite_busy_seconds(url) * 1000)
     if in_memory:
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
@@ -240,9 +283,8 @@ def _create_sqlite_engine(url: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         if not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            # WAL + NORMAL: no fsync per commit, still safe from corruption; a commit lost to
-            # a power cut is written again from sms.status, which the sink replays.
+            # WAL (set by _use_wal) + NORMAL: no fsync per commit, still safe from corruption;
+            # a commit lost to a power cut is written again from sms.status (the sink replays).
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -64,6 +66,25 @@ async def test_concurrent_opens_on_a_fresh_database_all_succeed(database_url: st
         assert await stores[4].get_record(event.id) == event.record()
     finally:
         await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_opening_a_fresh_sqlite_file_waits_for_another_writer(tmp_path: Path) -> None:
+    # Switching a fresh file to WAL needs the exclusive lock, and SQLite refuses it at once
+    # (no busy_timeout wait) while another connection holds the write lock -- as when
+    # another process is creating the schema. Opening must wait for the lock, not fail.
+    path = tmp_path / "store.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE unrelated (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    release = asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+    try:
+        async with await Store.open(f"sqlite+aiosqlite:///{path}") as store:
+            assert await revisions(store) == [head_revision()]
+    finally:
+        release.cancel()
+        other.close()
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 _OPEN_SCRIPT = """
