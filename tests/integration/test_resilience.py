@@ -114,6 +114,37 @@ async def test_worker_restart_loses_and_doubles_nothing(stack: Stack) -> None:
         assert len(by_version) == 3  # pending, sent, delivered
 
 
+async def test_a_worker_stopped_during_a_twilio_call_finishes_it_first(stack: Stack) -> None:
+    """SIGTERM while sends wait on Twilio: the worker answers them before it stops, so
+    each was sent once and a retry with the same key gets that answer, not a 503."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        numbers = [unique_number() for _ in range(3)]
+        keys = {to: str(uuid.uuid4()) for to in numbers}
+
+        async def send(to: str) -> httpx.Response:
+            return await client.post(
+                "/v1/sms/",
+                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "x"},
+                headers={"Idempotency-Key": keys[to]},
+            )
+
+        await sim.post("/_sim/config", json={"create_delay_ms": 2000})
+        try:
+            first = [asyncio.create_task(send(to)) for to in numbers]
+            await asyncio.sleep(0.8)  # the worker holds them at Twilio
+            await asyncio.to_thread(stack.restart_worker)  # SIGTERM
+            answers = await asyncio.gather(*first)
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        retries = [await send(to) for to in numbers]
+        for to, answer, retry in zip(numbers, answers, retries, strict=True):
+            assert answer.status_code == 201, answer.text
+            assert retry.status_code == 201, retry.text
+            assert retry.json() == answer.json()
+            assert len(await sim_messages(sim, to)) == 1
+
+
 async def status_events(stack: Stack) -> dict[str, list[tuple[int, bytes]]]:
     consumer = AIOKafkaConsumer(
         f"{stack.prefix}sms.status",
