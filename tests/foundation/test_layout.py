@@ -43,6 +43,23 @@ def test_docker_compose_parses_and_uses_the_settings() -> None:
         assert services[name]["command"] == ["smslane", name]
 
 
+def test_docker_compose_keeps_state_and_publishes_metrics() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    kept = {
+        "kafka": services["kafka"]["environment"]["KAFKA_LOG_DIRS"],
+        "postgres": "/var/lib/postgresql/data",
+        "worker": services["worker"]["environment"]["SMSLANE_DATA_DIR"],
+    }
+    for name, path in kept.items():
+        volume, _, mounted = services[name]["volumes"][0].partition(":")
+        assert mounted == path and volume in compose["volumes"], name
+    worker = services["worker"]["environment"]
+    assert worker["SMSLANE_HTTP_HOST"] == "0.0.0.0"
+    port = worker["SMSLANE_WORKER_METRICS_PORT"]
+    assert f"{port}:{port}" in services["worker"]["ports"]
+
+
 def test_help_explains_every_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "smslane.cli", "--help"], capture_output=True, text=True, timeout=60
