@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     record_retention_days: float = Field(
         7.0, gt=0, description="How long a terminal record stays in the worker's hot table."
     )
+    stale_record_days: float = Field(
+        14.0,
+        gt=0,
+        description="How long a record that never reaches a final status (no delivery receipt "
+        "came) stays in the worker's hot table after its last change. The store keeps it.",
+    )
     early_callback_hold_seconds: float = Field(
         300.0, gt=0, description="How long a callback for an unknown MessageSid is held."
     )
@@ -156,6 +162,10 @@ class Settings(BaseSettings):
     @property
     def record_retention(self) -> timedelta:
         return timedelta(days=self.record_retention_days)
+
+    @property
+    def stale_record_after(self) -> timedelta:
+        return timedelta(days=self.stale_record_days)
 
     @property
     def status_callback_url(self) -> str:

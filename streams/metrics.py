@@ -74,7 +74,8 @@ SKIPPED_EVENTS = Counter(
 )
 EVICTED = Counter(
     "smslane_worker_records_evicted",
-    "Terminal records removed from the worker's hot table after the retention period.",
+    "Records removed from the worker's hot table: terminal after the retention, unfinished "
+    "ones once stale.",
 )
 RECORDS = Gauge(
     "smslane_worker_records",

@@ -66,7 +66,14 @@ def register(worker: Any) -> None:
     records = app.Table("record_by_sid", key_type=bytes, value_type=bytes, partitions=partitions)
     held = app.Table("held_by_sid", key_type=bytes, value_type=bytes, partitions=partitions)
     hold_for = timedelta(seconds=settings.early_callback_hold_seconds)
-    retention = settings.record_retention
+    retention: timedelta = settings.record_retention
+    stale_after: timedelta = settings.stale_record_after
+
+    def evictable(status: SmsStatus, updated_at: datetime, now: datetime) -> bool:
+        """Terminal records go after the retention; unfinished ones once they went stale
+        (a carrier that never sends a delivery receipt must not keep them here forever)."""
+        return updated_at + (retention if status.terminal else stale_after) <= now
+
     source = app.topic(
         created_topic.get_topic_name(),
         callbacks_topic.get_topic_name(),
@@ -200,10 +207,15 @@ def register(worker: Any) -> None:
             if current is None:
                 return
             record = LifecycleState.model_validate_json(current).record
-            if record.status.terminal and record.updated_at + retention <= order.at:
+            if evictable(record.status, record.updated_at, order.at):
                 del records[sid]
                 metrics.RECORD_COUNTS.removed(record.status)
                 count("evicted")
+                if not record.status.terminal:
+                    log.info(
+                        "evicted record stuck at %s since %s", record.status, record.updated_at,
+                        extra={"message_sid": record.message_sid, "record_id": str(record.id)},
+                    )  # fmt: skip
 
     held_sids: set[bytes] = set()
 
@@ -247,19 +259,25 @@ def register(worker: Any) -> None:
                     value=LifecycleControl(action="expire_held", at=now).model_dump_json().encode(),
                 )
 
-    @app.timer(interval=max(1.0, min(3600.0, retention.total_seconds() / 24)))
-    async def evict_terminal_records() -> None:
+    shortest = min(retention, stale_after).total_seconds()
+
+    @app.timer(interval=max(1.0, min(3600.0, shortest / 24)))
+    async def evict_old_records() -> None:
         now = datetime.now(UTC)
-        orders = 0
+        orders = stale = 0
         for scanned, (sid, value) in enumerate(records.items(), start=1):
             if scanned % 1000 == 0:
                 await asyncio.sleep(0)  # a big table must not starve the event loop
             record = _status_and_updated(value)
-            if record is not None and record[0].terminal and record[1] + retention <= now:
+            if record is not None and evictable(*record, now):
                 await control_topic.send(
                     key=sid,
                     value=LifecycleControl(action="evict", at=now).model_dump_json().encode(),
                 )
                 orders += 1
+                stale += not record[0].terminal
         if orders:
-            log.info("ordered eviction of %d terminal record(s) older than %s", orders, retention)
+            log.info(
+                "ordered eviction of %d record(s): %d terminal older than %s, %d unfinished "
+                "unchanged for %s", orders, orders - stale, retention, stale, stale_after,
+            )  # fmt: skip

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from schemas.records import SmsStatus
 from tests.harness import SENDERS, Stack
 from tests.integration.test_lifecycle import (
     WEBHOOK,
@@ -22,14 +23,18 @@ from tests.integration.test_lifecycle import (
 
 pytestmark = pytest.mark.integration
 
+TERMINAL = {status.value for status in SmsStatus if status.terminal}
+
 
 @pytest.fixture(scope="module")
 def short_lived(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack whose records are evicted 2 s after they end and early callbacks held 2 s."""
+    """A stack whose records are evicted 2 s after they end (4 s after their last change when
+    they never end), and early callbacks held 2 s."""
     running = Stack(
         tmp_path_factory.mktemp("retention"),
         kafka_bootstrap,
         record_retention_days=str(2 / 86400),
+        stale_record_days=str(4 / 86400),
         early_callback_hold_seconds="2",
     )
     with running.running():
@@ -93,6 +98,22 @@ async def test_terminal_record_is_evicted_and_late_callbacks_are_dropped(
     assert await tombstones(stack, "held_by_sid", sent["message_sid"], timeout_s=20)
     assert await status_versions(stack, sent["id"]) == versions
     assert (await wait_for(stack, sent["id"], lambda r: True)) == delivered
+
+
+async def test_a_record_that_never_ends_is_evicted_once_stale(short_lived: Stack) -> None:
+    stack = short_lived
+    sent = await send_with_scenario(stack, "none")  # Twilio never reports on it
+    assert (await wait_for(stack, sent["id"], lambda r: True))["status"] not in TERMINAL
+    assert await tombstones(stack, "record_by_sid", sent["message_sid"], timeout_s=30)
+    versions = await status_versions(stack, sent["id"])
+    # The store keeps the record as last known; a receipt that comes after all is dropped.
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        params = callback_params(sent["message_sid"], "delivered")
+        late = await http.post(WEBHOOK, data=params, headers=signed(stack, params))
+        assert late.status_code == 204
+    assert await tombstones(stack, "held_by_sid", sent["message_sid"], timeout_s=20)
+    assert await status_versions(stack, sent["id"]) == versions
+    assert (await wait_for(stack, sent["id"], lambda r: True))["status"] == sent["status"]
 
 
 async def test_callback_for_a_message_never_sent_is_dropped_after_the_hold(
