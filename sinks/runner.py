@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
-from schemas.topics import Topics
+from schemas.topics import Topics, ensure_topics
 from sinks.errors import StoreUnavailable
 from sinks.store import Store
 
@@ -102,6 +102,17 @@ async def run_sink(
     store = await _open_store(settings.database_url, stop, backoff)
     if store is None:
         return
+    try:
+        # Like the ingress and the worker: a consumer that comes first would otherwise get
+        # sms.status auto-created by the broker, with its default layout (one partition).
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix,
+            settings.topic_partitions,
+            timeout_s=settings.kafka_timeout_seconds,
+        )
+    except Exception as exc:
+        log.warning("sink: could not check the topics (%s); consuming anyway", exc)
     topic = Topics.STATUS.name(settings.topic_prefix)
     consumer = AIOKafkaConsumer(
         topic,

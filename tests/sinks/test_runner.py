@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from uuid import uuid4
 
 import pytest
 
 from sinks.store import Store
 from tests.sinks.conftest import Outage, SinkHarness
 from tests.sinks.factories import expected_rows, interleave, make_histories, next_version
-from tests.sinks.helpers import committed_offsets, dump_rows, end_offsets, produce, wait_until
+from tests.sinks.helpers import (
+    committed_offsets,
+    dump_rows,
+    end_offsets,
+    produce,
+    topic_partitions,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +62,22 @@ async def test_the_sink_materializes_the_topic(
 
     stop.set()
     await asyncio.wait_for(task, timeout=10)  # a clean stop
+
+
+async def test_a_sink_started_first_creates_the_topics_with_their_layout(
+    kafka: str, database_url: str
+) -> None:
+    # Started before the ingress and the worker, the sink must not leave sms.status to the
+    # broker's auto-creation (one partition, whatever the settings say).
+    harness = SinkHarness(kafka, prefix=f"t{uuid4().hex[:12]}.")
+    settings = harness.settings(database_url)
+    task, stop = await harness.start(database_url)
+    try:
+        partitions = await topic_partitions(kafka, harness.topic)
+        assert partitions == settings.topic_partitions > 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
 
 
 async def test_a_sink_killed_mid_stream_ends_where_an_uninterrupted_one_would(
