@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from smslane.kafka_local import LocalKafka
 from smslane.processes import Child, free_port, stack_env, wait_until
@@ -131,6 +134,36 @@ class Stack:
 
     def sim_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.sim_url, timeout=10.0)
+
+    async def read_topic(self, base_name: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
+        """Every record of this stack's topic ``base_name``, read to the end of each partition
+        (one ``getmany`` may return only some partitions)."""
+        topic = f"{self.prefix}{base_name}"
+        bootstrap = self.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        records: list[ConsumerRecord] = []
+        try:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
+            )
+            await admin.start()
+            try:
+                (description,) = await admin.describe_topics([topic])
+            finally:
+                await admin.close()
+            partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            deadline = time.monotonic() + timeout_s
+            while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+                assert time.monotonic() < deadline, f"{topic} could not be read to its end"
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records += batch
+        finally:
+            await consumer.stop()
+        return records
 
 
 def docker_answers() -> bool:
