@@ -240,9 +240,9 @@ async def _use_wal(engine: AsyncEngine, patience_s: float) -> None:
     """Put a SQLite file in WAL mode (kept in the file): readers never block the writer.
 
     The switch needs the exclusive lock, and SQLite refuses it at once, without waiting on
-    ``busy_timeout``, when another connection reads while it waits (its deadlock rule) -- as
-    happens when the ingress and the sink open a fresh database together. So the switch is
-    retried for as long as ``busy_timeout`` would have waited.
+    ``busy_timeout``, when this connection holds a read lock while another holds the write
+    lock (its deadlock rule) -- as happens when the ingress and the sink open a fresh
+    database together. So the switch is retried for as long as ``busy_timeout`` would wait.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience_s
