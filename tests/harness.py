@@ -144,15 +144,9 @@ class Stack:
         await consumer.start()
         records: list[ConsumerRecord] = []
         try:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
-            )
-            await admin.start()
-            try:
-                (description,) = await admin.describe_topics([topic])
-            finally:
-                await admin.close()
-            partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+            partitions = [
+                TopicPartition(topic, p) for p in range(await topic_partitions(bootstrap, topic))
+            ]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
@@ -164,6 +158,17 @@ class Stack:
         finally:
             await consumer.stop()
         return records
+
+
+async def topic_partitions(bootstrap: str, name: str) -> int:
+    """How many partitions the topic ``name`` has on the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([name])
+        return len(description["partitions"])
+    finally:
+        await admin.close()
 
 
 def docker_answers() -> bool:

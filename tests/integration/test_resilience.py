@@ -20,6 +20,7 @@ from smslane.processes import Child, wait_until
 from tests.factories import create_use_case, sim_messages, unique_number
 from tests.harness import ADMIN_KEY, API_KEY, Stack, free_port
 from tests.integration.test_lifecycle import callback_params, signed, wait_for
+from tests.integration.test_send import send
 
 pytestmark = pytest.mark.integration
 
@@ -141,19 +142,15 @@ async def test_a_worker_stopped_during_a_twilio_call_finishes_it_first(
         numbers = [unique_number() for _ in range(3)]
         keys = {to: str(uuid.uuid4()) for to in numbers}
 
-        async def send(to: str) -> httpx.Response:
-            return await client.post(
-                "/v1/sms/",
-                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "x"},
-                headers={"Idempotency-Key": keys[to]},
-            )
+        async def send_to(to: str) -> httpx.Response:
+            return await send(client, use_case["id"], to, "x", **{"Idempotency-Key": keys[to]})
 
         async def all_at_twilio() -> bool:
             return all([await sim_messages(sim, to) for to in numbers])
 
         await sim.post("/_sim/config", json={"create_delay_ms": 3000})
         try:
-            first = [asyncio.create_task(send(to)) for to in numbers]
+            first = [asyncio.create_task(send_to(to)) for to in numbers]
             deadline = time.monotonic() + 10
             while not await all_at_twilio():  # the simulator records, then waits 3 s
                 assert time.monotonic() < deadline, "the sends never reached the simulator"
@@ -162,7 +159,7 @@ async def test_a_worker_stopped_during_a_twilio_call_finishes_it_first(
             answers = await asyncio.gather(*first)
         finally:
             await sim.post("/_sim/config", json={"create_delay_ms": 0})
-        retries = [await send(to) for to in numbers]
+        retries = [await send_to(to) for to in numbers]
         for to, answer, retry in zip(numbers, answers, retries, strict=True):
             assert answer.status_code == 201, answer.text
             assert retry.status_code == 201, retry.text

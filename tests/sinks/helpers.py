@@ -193,17 +193,6 @@ async def produce(
         await producer.stop()
 
 
-async def topic_partitions(bootstrap: str, name: str) -> int:
-    """How many partitions the topic ``name`` has on the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (description,) = await admin.describe_topics([name])
-        return len(description["partitions"])
-    finally:
-        await admin.close()
-
-
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()

@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 
 from sinks.store import Store
+from tests.harness import topic_partitions
 from tests.sinks.conftest import Outage, SinkHarness
 from tests.sinks.factories import expected_rows, interleave, make_histories, next_version
 from tests.sinks.helpers import (
@@ -16,7 +17,6 @@ from tests.sinks.helpers import (
     dump_rows,
     end_offsets,
     produce,
-    topic_partitions,
     wait_until,
 )
 
