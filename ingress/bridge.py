@@ -15,17 +15,22 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
+from feeds.config import ConfigFeed, ConfigView
 from schemas.config import ConfigChange, ConfigEntity, config_key
-from schemas.config_view import ConfigView
 from schemas.errors import GatewayTimeout, ServiceUnavailable
 from schemas.events import RawCallback, SendReply, SendRequest
 from schemas.settings import Settings
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+class WriteUnconfirmed(ServiceUnavailable):
+    """A record was handed to the producer but the broker did not confirm it in time: it
+    may still be written."""
 
 
 class KafkaBridge:
@@ -39,11 +44,11 @@ class KafkaBridge:
         self.callbacks_topic = Topics.CALLBACKS.name(prefix)
         self.config_topic = Topics.CONFIG.name(prefix)
         self.config = ConfigView()
+        self._feed: ConfigFeed | None = None
         self._pending: dict[str, asyncio.Future[SendReply]] = {}
         self._shed, self._shed_logged_at = 0, 0.0
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._config_ready = asyncio.Event()
         self._starting: AIOKafkaProducer | None = None
         self._consumers: list[AIOKafkaConsumer] = []
         #: Highest config offset this process wrote; sends carry it (read-your-writes).
@@ -72,20 +77,12 @@ class KafkaBridge:
         replies.assign([reply_tp])
         await replies.seek_to_end(reply_tp)
         await replies.position(reply_tp)
-        config = AIOKafkaConsumer(
-            bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-        self._consumers.append(config)
-        await config.start()
-        config_tp = TopicPartition(self.config_topic, 0)
-        config.assign([config_tp])
-        await config.seek_to_beginning(config_tp)
-        end = (await config.end_offsets([config_tp]))[config_tp]
-        self._tasks = [
-            asyncio.create_task(self._read_replies(replies), name="read-replies"),
-            asyncio.create_task(self._read_config(config, end), name="read-config"),
-        ]
-        await asyncio.wait_for(self._config_ready.wait(), timeout=60)
+        self.config = ConfigView()  # a reconnect reads the topic again from its start
+        self._feed = ConfigFeed(servers, self.config_topic, self.config, timeout_s=self._timeout)
+        await self._feed.start()
+        self._tasks = [asyncio.create_task(self._read_replies(replies), name="read-replies")]
+        if not await self._feed.wait_caught_up(timeout_s=60):
+            raise KafkaTimeoutError(f"configuration not read within 60 s ({self.config.problem})")
         self._producer, self._starting = self._starting, None
         log.info(
             "ingress connected to Kafka at %s; configuration loaded up to offset %d",
@@ -119,10 +116,13 @@ class KafkaBridge:
             with contextlib.suppress(Exception):
                 await consumer.stop()
         self._consumers = []
+        if self._feed is not None:
+            await self._feed.stop()
+            self._feed = None
 
     @property
     def connected(self) -> bool:
-        return self._producer is not None and self._config_ready.is_set()
+        return self._producer is not None and self.config.caught_up.is_set()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -132,6 +132,8 @@ class KafkaBridge:
                 await task
         if self._producer is not None:
             await self._producer.stop()
+        if self._feed is not None:
+            await self._feed.stop()
         for future in self._pending.values():
             future.cancel()
 
@@ -162,28 +164,6 @@ class KafkaBridge:
         if future is not None and not future.done():
             future.set_result(reply)
 
-    async def _read_config(self, consumer: AIOKafkaConsumer, end: int) -> None:
-        try:
-            if end == 0:
-                self._config_ready.set()
-            while True:
-                try:
-                    batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                except KafkaError as exc:
-                    log.warning("reading config failed (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(0.5)
-                    continue
-                for messages in batches.values():
-                    for message in messages:
-                        key = message.key.decode() if message.key else ""
-                        self.config.apply(key, message.value, message.offset)
-                        if message.offset + 1 >= end:
-                            self._config_ready.set()
-                if batches:
-                    await self.config.notify()
-        finally:
-            await consumer.stop()
-
     # -- producing -------------------------------------------------------------------------
 
     async def _send(self, topic: str, key: bytes, value: bytes | None, **kw: object) -> int:
@@ -197,7 +177,7 @@ class KafkaBridge:
             )
         except (KafkaError, TimeoutError) as exc:
             log.error("could not write to Kafka topic %s: %s", topic, type(exc).__name__)
-            raise ServiceUnavailable(
+            raise WriteUnconfirmed(
                 "Kafka did not acknowledge the write in time; retry later (with the same "
                 "Idempotency-Key, a retry is safe)."
             ) from exc
@@ -218,7 +198,15 @@ class KafkaBridge:
             await self._send(
                 self.requests_topic, request.request_id.bytes, request.model_dump_json().encode()
             )
+            # The worker measures its deadline from the broker's append time, which is no
+            # later than this ack: it never calls Twilio after this wait has given up.
             return await asyncio.wait_for(future, timeout=self.settings.send_timeout_seconds)
+        except WriteUnconfirmed as exc:
+            # Not "503, nothing happened": the request may land and be sent after all.
+            raise GatewayTimeout(
+                "Kafka did not confirm the request in time, so it may still be sent; retry "
+                "with the same Idempotency-Key to get its answer."
+            ) from exc
         except TimeoutError as exc:
             raise GatewayTimeout() from exc
         finally:

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         "Shorter costs CPU in empty fetches: ~15 % more per lifecycle event at 25 ms than at "
         "100 ms while catching up a backlog (BENCH.md).",
     )
+    kafka_session_timeout_seconds: float = Field(
+        6.0,
+        ge=1.0,
+        le=300.0,
+        description="Consumer-group session timeout of the worker and the sink: a process that "
+        "died without leaving its group (kill -9, a lost machine) keeps its partitions this "
+        "long before another member takes them over. Heartbeats go every third of it. The "
+        "broker refuses values below its group.min.session.timeout.ms (6 s by default).",
+    )
     sink_batch_wait_ms: int = Field(
         50,
         ge=0,

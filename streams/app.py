@@ -13,10 +13,11 @@ from typing import Any
 
 import aiokafka
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from schemas.config_view import ConfigView
+from feeds.config import ConfigFeed, ConfigView
 from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
 from streams import metrics
@@ -102,6 +103,8 @@ class Worker:
     app: faust.App
     settings: Settings
     config: ConfigView
+    #: Fills ``config`` from the config topic, read from its start at every start.
+    config_feed: ConfigFeed
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
     #: Called when the worker shuts down.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -141,33 +144,21 @@ def create_app(settings: Settings) -> Worker:
         broker_commit_interval=1.0,
         producer_linger=0.001,
         table_cleanup_interval=60.0,
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=settings.kafka_session_timeout_seconds / 3,
     )
     app.conf.smslane_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     app.transport = _Transport(app.conf.broker_consumer, app)
-    worker = Worker(app=app, settings=settings, config=ConfigView())
+    view = ConfigView()
+    feed = ConfigFeed(
+        settings.kafka_bootstrap_servers, Topics.CONFIG.name(prefix), view,
+        timeout_s=settings.kafka_timeout_seconds,
+    )  # fmt: skip
+    worker = Worker(app=app, settings=settings, config=view, config_feed=feed)
     for spec in Topics.all():
         worker.topics[spec.base_name] = _raw_topic(
             app, spec.name(prefix), spec.partitions or settings.topic_partitions
         )
-
-    async def on_config_event(event: faust.EventT) -> None:
-        message = event.message
-        key = message.key.decode() if isinstance(message.key, bytes) else str(message.key)
-        worker.config.apply(key, message.value, message.offset)
-        await worker.config.notify()
-
-    # The changelog of this GlobalTable is the compacted topic the admin API writes: its
-    # default name, "<app id>-config-changelog", is the catalog's config topic.
-    assert Topics.CONFIG.name(prefix) == f"{faust_app_id(settings)}-config-changelog"
-    app.GlobalTable(
-        "config",
-        key_type=bytes,
-        value_type=bytes,
-        partitions=1,
-        store="memory://",
-        recovery_buffer_size=1,
-        on_changelog_event=on_config_event,
-    )
 
     from streams.lifecycle.agents import register as register_lifecycle
     from streams.sending.agents import register as register_sending
@@ -179,30 +170,49 @@ def create_app(settings: Settings) -> Worker:
 
 
 class _Worker(faust.Worker):
-    """Faust's worker, plus a ready file (pid inside) once recovery has completed."""
+    """Faust's worker, plus the config feed and a ready file (pid inside).
 
-    def __init__(
-        self,
-        *args: Any,
-        ready_file: Path,
-        closers: list[Callable[[], Awaitable[None]]],
-        **kwargs: Any,
-    ) -> None:
+    The ready file is written once the tables are recovered *and* the configuration has been
+    read to the end of its topic: a worker that says ready can send.
+    """
+
+    def __init__(self, *args: Any, ready_file: Path, worker: Worker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.closers = closers
+        self.smslane = worker
         self.spinner = None  # a terminal spinner: not one line per event in a log file
         self.ready_file = ready_file
         ready_file.unlink(missing_ok=True)
 
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        await self._start_config_feed()
+
+    async def _start_config_feed(self) -> None:
+        """Start reading the config topic (it goes on in the background), retrying until
+        the broker answers."""
+        feed = self.smslane.config_feed
+        while True:
+            try:
+                await feed.start()
+                return
+            except (KafkaError, OSError) as exc:
+                feed.view.problem = f"the config topic cannot be read ({type(exc).__name__})"
+                log.warning("%s; retrying in 2 s", feed.view.problem)
+                await asyncio.sleep(2.0)
+
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
+        feed = self.smslane.config_feed
+        while not await feed.wait_caught_up(timeout_s=5.0):
+            log.warning("worker not ready yet: %s", feed.view.problem)
         self.ready_file.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.write_text(str(os.getpid()))
-        log.info("worker ready: tables recovered, agents running")
+        log.info("worker ready: tables recovered, configuration loaded, agents running")
 
     async def on_shutdown(self) -> None:
         self.ready_file.unlink(missing_ok=True)
-        for close in self.closers:  # e.g. the Twilio HTTP session
+        await self.smslane.config_feed.stop()
+        for close in self.smslane.closers:  # e.g. the Twilio HTTP session
             try:
                 await close()
             except Exception:
@@ -229,7 +239,7 @@ def run_worker(settings: Settings) -> None:
     _Worker(
         worker.app,
         ready_file=settings.data_dir.resolve() / "worker.ready",
-        closers=worker.closers,
+        worker=worker,
         loglevel="INFO",
         redirect_stdouts=False,
         override_logging=False,

@@ -1,0 +1,225 @@
+"""The configuration every process works from, read from the compacted config topic.
+
+The admin API writes one record per entity (subaccount, brand, use case, sender number,
+opt-out) to a compacted topic with one partition. Every process that needs the configuration
+(each ingress, each worker) runs a :class:`ConfigFeed`: it reads that topic from its first
+offset at every start into a :class:`ConfigView`, counts as *caught up* once it has read to
+the end offset the broker gave at start, and then follows new records. Nothing is kept on
+disk, so a restarted process is complete again as soon as it has read the topic; no callback
+of a Faust table is involved (a GlobalTable replays nothing on a restart with persisted
+offsets).
+
+``wait_for(offset)`` is the read-your-writes rule: a send carries the config offset its
+ingress had applied or written, and the worker checks it only once it has applied as much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from schemas.config import Brand, ConfigChange, OptOut, SenderNumber, Subaccount, UseCase
+
+log = logging.getLogger(__name__)
+
+Entity = Subaccount | Brand | UseCase | SenderNumber | OptOut
+
+
+class ConfigView:
+    """Typed, indexed configuration, updated one record of the config topic at a time."""
+
+    def __init__(self) -> None:
+        self.subaccounts: dict[str, Subaccount] = {}
+        self.brands: dict[str, Brand] = {}
+        self.use_cases: dict[UUID, UseCase] = {}
+        self.senders: defaultdict[UUID, dict[str, SenderNumber]] = defaultdict(dict)
+        self.opt_outs: set[tuple[UUID, str]] = set()
+        self.applied_offset = -1
+        #: Set once the feed has read the topic to the end it had at start.
+        self.caught_up = asyncio.Event()
+        #: Why the feed is not caught up (for logs and readiness); None when it is fine.
+        self.problem: str | None = "the configuration has not been read yet"
+        self._changed = asyncio.Condition()
+
+    def apply(self, key: str, value: bytes | None, offset: int) -> None:
+        """Apply one record of the compacted topic (``value`` None deletes ``key``)."""
+        self.applied_offset = max(self.applied_offset, offset)
+        if value is None:
+            self._delete(key)
+            return
+        try:
+            entity = ConfigChange.model_validate_json(value).entity
+        except ValidationError:
+            log.warning("skipping malformed config record key=%s offset=%d", key, offset)
+            return
+        match entity:
+            case Subaccount():
+                self.subaccounts[entity.account_sid] = entity
+            case Brand():
+                self.brands[entity.brand_id] = entity
+            case UseCase():
+                known = self.use_cases.get(entity.id)
+                if known is not None and known.deleted and not entity.deleted:
+                    return  # deleted for good: a racing stale update cannot revive it
+                self.use_cases[entity.id] = entity
+            case SenderNumber():
+                self.senders[entity.use_case_id][entity.phone_number] = entity
+            case OptOut():
+                self.opt_outs.add((entity.use_case_id, entity.phone_number))
+
+    def _delete(self, key: str) -> None:
+        kind, _, rest = key.partition(":")
+        if kind in ("sender_number", "opt_out"):
+            use_case, _, number = rest.partition(":")
+            try:
+                use_case_id = UUID(use_case)
+            except ValueError:
+                return
+            if kind == "sender_number":
+                self.senders[use_case_id].pop(number, None)
+            else:
+                self.opt_outs.discard((use_case_id, number))
+        elif kind == "subaccount":
+            self.subaccounts.pop(rest, None)
+        elif kind == "brand":
+            self.brands.pop(rest, None)
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, offset: int, timeout_s: float) -> bool:
+        """Wait until the view is caught up and ``offset`` is applied; False on timeout."""
+        if self.caught_up.is_set() and self.applied_offset >= offset:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.caught_up.wait()
+                async with self._changed:
+                    await self._changed.wait_for(lambda: self.applied_offset >= offset)
+            return True
+        except TimeoutError:
+            log.warning(
+                "configuration offset %d not applied within %.1fs (at %d%s)",
+                offset,
+                timeout_s,
+                self.applied_offset,
+                "" if self.caught_up.is_set() else f"; {self.problem}",
+            )
+            return False
+
+    def sender_list(self, use_case_id: UUID) -> list[SenderNumber]:
+        return list(self.senders.get(use_case_id, {}).values())
+
+    def opted_out(self, use_case_id: UUID, number: str) -> bool:
+        return (use_case_id, number) in self.opt_outs
+
+
+class ConfigFeed:
+    """Reads the config topic from its beginning into ``view``, then follows it."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, view: ConfigView, *, timeout_s: float = 5.0
+    ) -> None:
+        self.view = view
+        self._tp = TopicPartition(topic, 0)
+        self._bootstrap, self._timeout_s = bootstrap_servers, timeout_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._end = 0
+
+    async def start(self) -> None:
+        """Connect, take the topic's end offset and start reading from offset 0.
+
+        Raises the client's error when the broker cannot be reached (callers retry).
+        """
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=int(max(self._timeout_s, 1.0) * 1000) + 1000,
+        )
+        await consumer.start()
+        try:
+            consumer.assign([self._tp])
+            await consumer.seek_to_beginning(self._tp)
+            self._end = (await consumer.end_offsets([self._tp]))[self._tp]
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self.view.problem = f"reading the configuration (0 of {self._end} offsets)"
+        if self._end == 0:
+            self._mark_caught_up()
+        self._task = asyncio.create_task(self._follow(consumer), name="config-feed")
+
+    async def wait_caught_up(self, timeout_s: float) -> bool:
+        """Wait until the topic has been read to its end at start; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.view.caught_up.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+    def _mark_caught_up(self) -> None:
+        if not self.view.caught_up.is_set():
+            self.view.caught_up.set()
+            self.view.problem = None
+            log.info(
+                "configuration loaded: %d use case(s), %d subaccount(s), up to offset %d",
+                len(self.view.use_cases), len(self.view.subaccounts), self.view.applied_offset,
+            )  # fmt: skip
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                batches = await consumer.getmany(self._tp, timeout_ms=1000, max_records=1000)
+                position = await consumer.position(self._tp)
+            except KafkaError as exc:  # the client reconnects by itself; keep reading
+                self._note_problem(f"reading the config topic failed ({type(exc).__name__})")
+                await asyncio.sleep(0.5)
+                continue
+            for record in batches.get(self._tp, ()):
+                self._apply(record)
+            if not self.view.caught_up.is_set():
+                if position >= self._end:
+                    self._mark_caught_up()
+                else:
+                    self.view.problem = (
+                        f"reading the configuration ({position} of {self._end} offsets)"
+                    )
+            if batches:
+                await self.view.notify()
+
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            key = record.key.decode() if record.key else ""
+        except UnicodeDecodeError:
+            log.warning("skipping config record with a non-UTF-8 key at offset %d", record.offset)
+            self.view.applied_offset = max(self.view.applied_offset, record.offset)
+            return
+        self.view.apply(key, record.value, record.offset)
+
+    def _note_problem(self, problem: str) -> None:
+        if not self.view.caught_up.is_set():
+            self.view.problem = problem
+        log.warning("%s; retrying", problem)
