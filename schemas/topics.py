@@ -28,6 +28,8 @@ class TopicSpec:
     partitions: int | None
     cleanup_policy: Literal["delete", "compact"] = "delete"
     retention_ms: int | None = None
+    #: Further topic configs, e.g. the broker's clock for record timestamps.
+    configs: tuple[tuple[str, str], ...] = ()
 
     def name(self, prefix: str = "") -> str:
         return f"{prefix}{self.base_name}"
@@ -36,9 +38,11 @@ class TopicSpec:
 class Topics:
     """The topic catalog. ``Topics.all()`` is what start-up creates."""
 
+    #: Stamped by the broker (LogAppendTime): the worker's send deadline uses that clock.
     SEND_REQUESTS: ClassVar[TopicSpec] = TopicSpec(
-        "sms.send-requests", "request_id", SendRequest, None
-    )
+        "sms.send-requests", "request_id", SendRequest, None,
+        configs=(("message.timestamp.type", "LogAppendTime"),),
+    )  # fmt: skip
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
         "sms.send-replies", "correlation_id", SendReply, 1, retention_ms=3_600_000
     )
@@ -48,8 +52,8 @@ class Topics:
     LIFECYCLE_CONTROL: ClassVar[TopicSpec] = TopicSpec(
         "sms.lifecycle-control", "message_sid", LifecycleControl, None
     )
-    #: The worker's config GlobalTable reads this as its changelog, hence Faust's naming
-    #: ("<app id>-<table>-changelog", the app id being "<prefix>smslane").
+    #: Read from its start by every process at every start (feeds.config). The name is
+    #: historical (it was a Faust GlobalTable's changelog) and kept so deployments keep it.
     CONFIG: ClassVar[TopicSpec] = TopicSpec(
         "smslane-config-changelog", "entity key", ConfigChange, 1, cleanup_policy="compact"
     )
@@ -83,6 +87,7 @@ async def ensure_topics(
             configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
             if spec.retention_ms is not None:
                 configs["retention.ms"] = str(spec.retention_ms)
+            configs.update(spec.configs)
             wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
         created = []
         for topic in wanted:  # one by one: a concurrent creator fails only its own topic

@@ -89,8 +89,26 @@ def _decided_at(value: bytes) -> datetime:
     return datetime.fromisoformat(orjson.loads(value)["decided_at"])
 
 
-def _age_s(request: SendRequest) -> float:
-    return (datetime.now(UTC) - request.received_at).total_seconds()
+#: Kept back from the ingress's deadline for the answer's way back to it.
+REPLY_MARGIN_S = 0.5
+LOG_APPEND_TIME = 1
+
+
+def send_deadline(message: Any, request: SendRequest, timeout_s: float) -> float:
+    """When the ingress stops waiting for ``request`` (epoch seconds), less a margin.
+
+    The ingress waits ``timeout_s`` from the broker's ack of the request. The requests topic
+    stamps each record with the broker's clock when it is appended (LogAppendTime), never
+    after that ack, so the append time plus ``timeout_s`` is never later than the moment the
+    ingress gives up, whatever the ingress's own clock says: only the broker's and this
+    worker's clocks need to agree. A record without a broker timestamp (a topic created
+    before it had that setting) falls back to the ingress's ``received_at``.
+    """
+    if message.timestamp and message.timestamp_type == LOG_APPEND_TIME:
+        start = float(message.timestamp)
+    else:
+        start = request.received_at.timestamp()
+    return start + timeout_s - REPLY_MARGIN_S
 
 
 def _error_outcome(request: SendRequest, error: SmslaneError, **extra: Any) -> Outcome:
@@ -113,19 +131,27 @@ class Sender:
         self.gateway = gateway
 
     async def decide(
-        self, request: SendRequest, durable: Awaitable[None] | None, *, conflict: bool = False
+        self,
+        request: SendRequest,
+        durable: Awaitable[object] | None,
+        *,
+        deadline: float,
+        conflict: bool = False,
     ) -> tuple[Outcome, OptOut | None]:
         """The outcome of a request, and an opt-out to record (Twilio 21610).
 
         The contract's checks run in its order; ``conflict`` (the Idempotency-Key was used
         with another body) answers 409 once they pass, without calling Twilio. ``durable``
         completes once the request's in-flight marker is in Kafka; it is awaited right before
-        the create call, so the write overlaps the checks and Lookup.
+        the create call, so the write overlaps the checks and Lookup. ``deadline`` (epoch
+        seconds, see :func:`send_deadline`) is when the ingress stops waiting: Twilio is not
+        called, nor retried, past it.
         """
         error: SmslaneError | None
         if not await self.config.wait_for(request.config_offset, timeout_s=5.0):
+            problem = self.config.problem or "it has not caught up with the latest changes"
             error = ServiceUnavailable(
-                "The worker has not caught up with the latest configuration; retry shortly."
+                f"The worker cannot read its configuration ({problem}); retry shortly."
             )
             return _error_outcome(request, error, retry_after=2), None
         config = self.config
@@ -167,8 +193,15 @@ class Sender:
             )
             return _error_outcome(request, error, retry_after=60), None
         if durable is not None:
-            await durable
-        left = self.settings.send_timeout_seconds - _age_s(request)
+            try:
+                await durable
+            except Exception as exc:
+                # The marker may not be in Kafka: Twilio is not called, and the request is
+                # forgotten (not "interrupted"), so that a retry is sent normally.
+                log.error("in-flight marker of %s not written: %r", request.request_id, exc)
+                error = ServiceUnavailable("Kafka did not take the request's marker; retry.")
+                return _error_outcome(request, error, retry_after=1), None
+        left = deadline - time.time()
         if left <= 0:
             # The client has had its 504 already; sending now could double a retry of it.
             error = ProviderUnavailable("The request waited too long to be sent; retry it.")
@@ -247,8 +280,10 @@ class Batch:
     #: Outcomes known already, and those another batch in flight is deciding.
     decided: dict[Same, tuple[Outcome, OptOut | None, bool]] = field(default_factory=dict)
     waiting: dict[Same, asyncio.Future[Outcome]] = field(default_factory=dict)
-    #: The changelog writes of the in-flight markers of ``new``.
-    markers: list[asyncio.Future[Any]] = field(default_factory=list)
+    #: The changelog write of each new request's in-flight marker.
+    markers: dict[uuid.UUID, asyncio.Future[Any]] = field(default_factory=dict)
+    #: When the ingress stops waiting for each request (see :func:`send_deadline`).
+    deadlines: dict[uuid.UUID, float] = field(default_factory=dict)
 
 
 def register(worker: Any) -> None:
@@ -305,9 +340,9 @@ def register(worker: Any) -> None:
     def forget_expired(event: faust.EventT) -> None:
         """Apply an expiry order (from ``expire_outcomes``) on the key's own partition."""
         order = datetime.fromisoformat(orjson.loads(event.value)["expire_outcome"])
+        bind_event(event)  # reads, too, go to the current event's partition (rocksdb://)
         stored = outcomes.get(event.key)
         if stored is not None and _decided_at(stored) + IDEMPOTENCY_WINDOW <= order:
-            bind_event(event)
             del outcomes[event.key]
 
     @app.timer(interval=3600.0)
@@ -379,8 +414,18 @@ def register(worker: Any) -> None:
         for _, request in batch.decoded:
             batch.firsts.setdefault(same(request), request)
         first_event = {r.request_id: e for e, r in reversed(batch.decoded)}
+        timeout_s = worker.settings.send_timeout_seconds
+        for event, request in batch.decoded:
+            if event is first_event[request.request_id]:
+                batch.deadlines[request.request_id] = send_deadline(
+                    event.message, request, timeout_s
+                )
         now = datetime.now(UTC)
         for request in batch.firsts.values():
+            # A rocksdb:// table reads from the partition of the current event: bind the
+            # request's own event before reading, or a retry is looked up in the wrong
+            # partition, found new, and sent again.
+            bind_event(first_event[request.request_id])
             in_progress = deciding.get(request.request_id)
             if in_progress is not None:
                 # Being decided by a batch in flight: replay its outcome, or 409 for another body.
@@ -400,12 +445,11 @@ def register(worker: Any) -> None:
                 # Marked in flight; ``decide`` waits for the marker to be in Kafka (acked)
                 # before the Twilio create.
                 batch.new.append(request)
-                bind_event(first_event[request.request_id])
                 marker = Outcome(
                     body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True
                 )
-                batch.markers.append(
-                    outcomes.put(request.request_id.bytes, marker.model_dump_json().encode())
+                batch.markers[request.request_id] = outcomes.put(
+                    request.request_id.bytes, marker.model_dump_json().encode()
                 )
                 deciding[request.request_id] = (
                     request.body_hash, asyncio.get_running_loop().create_future(),
@@ -433,14 +477,16 @@ def register(worker: Any) -> None:
 
     async def _decide_and_answer(batch: Batch) -> None:
         new, conflicts, decided = batch.new, batch.conflicts, batch.decided
-        durable = asyncio.ensure_future(asyncio.gather(*batch.markers)) if new else None
+        deadlines = batch.deadlines
         results = await asyncio.gather(
-            *(sender.decide(r, durable) for r in new),
-            *(sender.decide(r, None, conflict=True) for r in conflicts),
+            *(sender.decide(r, batch.markers[r.request_id], deadline=deadlines[r.request_id])
+              for r in new),
+            *(sender.decide(r, None, deadline=deadlines[r.request_id], conflict=True)
+              for r in conflicts),
             return_exceptions=True,
-        )
-        if durable is not None:
-            await asyncio.gather(durable, return_exceptions=True)  # retrieved even if unused
+        )  # fmt: skip
+        # Retrieve every marker's result, even of requests that never awaited it.
+        await asyncio.gather(*batch.markers.values(), return_exceptions=True)
         for request, result in zip([*new, *conflicts], results, strict=True):
             if isinstance(result, BaseException):
                 # A bug or an unexpected library error must not stop the agent: answer 503

@@ -134,9 +134,12 @@ class TwilioGateway:
         raise :class:`ProviderMaybeSent`. ``deadline`` (monotonic) bounds the whole.
         """
         attempts = self.settings.provider_max_attempts
-        timeout = self.settings.provider_timeout_seconds
         reason = "no attempt made"
         for attempt in range(1, attempts + 1):
+            timeout = self._attempt_timeout(deadline)
+            if timeout <= 0:
+                reason = f"out of time before attempt {attempt}"
+                break
             try:
                 return await asyncio.wait_for(call(), timeout)
             except TwilioRestException as exc:
@@ -151,17 +154,26 @@ class TwilioGateway:
                 reason = f"{type(exc).__name__}: {exc}"
                 if not idempotent:
                     raise ProviderMaybeSent(reason, retry_after=60) from exc
+            if attempt == attempts:
+                break
             delay = min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random())
-            out_of_time = deadline is not None and time.monotonic() + delay >= deadline
-            if attempt < attempts and not out_of_time:
-                delay = min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random())
-                log.warning(
-                    "%s failed (%s), attempt %d/%d, retrying in %.2fs",
-                    what, reason, attempt, attempts, delay,
-                )  # fmt: skip
-                await self._sleep(delay)
-        log.error("%s failed after %d attempts: %s", what, attempts, reason)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                reason += "; no time left for another attempt"
+                break
+            log.warning(
+                "%s failed (%s), attempt %d/%d, retrying in %.2fs",
+                what, reason, attempt, attempts, delay,
+            )  # fmt: skip
+            await self._sleep(delay)
+        log.error("%s failed: %s", what, reason)
         raise ProviderDown(reason, retry_after=5)
+
+    def _attempt_timeout(self, deadline: float | None) -> float:
+        """One attempt's timeout: the setting, or less when the deadline comes first."""
+        timeout = self.settings.provider_timeout_seconds
+        if deadline is None:
+            return timeout
+        return min(timeout, deadline - time.monotonic())
 
     async def create_message(
         self,

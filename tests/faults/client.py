@@ -1,0 +1,60 @@
+"""A client that sends the way the README tells clients to: an Idempotency-Key on every
+send, and on 503 or 504 the same request again after ``Retry-After`` (1 s if absent)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Sent:
+    """One logical send: its key, body and every answer it got, last one last."""
+
+    to: str
+    message: str
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def final(self) -> tuple[int, dict[str, Any]]:
+        return self.answers[-1]
+
+    @property
+    def created(self) -> bool:
+        return bool(self.answers) and self.final[0] == 201
+
+    @property
+    def interrupted(self) -> bool:
+        """Its first attempt was cut off inside the Twilio call, so smslane does not send it
+        again (the contract's answer until reconciliation finds it)."""
+        status, body = self.final
+        return status == 503 and "interrupted" in str(body.get("detail", ""))
+
+
+async def send_until_answered(
+    client: httpx.AsyncClient, use_case_id: str, sent: Sent, *, give_up_after_s: float = 60.0
+) -> Sent:
+    """POST the send, retrying on 503/504 and on a lost connection, until another answer
+    comes or ``give_up_after_s`` passes. An interrupted request stops at its first 503."""
+    deadline = time.monotonic() + give_up_after_s
+    body = {"use_case_id": use_case_id, "to_phone_number": sent.to, "message": sent.message}
+    while True:
+        try:
+            answer = await client.post("/v1/sms/", json=body, headers={"Idempotency-Key": sent.key})
+        except httpx.TransportError as exc:
+            sent.answers.append((0, {"detail": repr(exc)}))
+            retry_after = 1.0
+        else:
+            sent.answers.append((answer.status_code, answer.json()))
+            if answer.status_code not in (503, 504) or sent.interrupted:
+                return sent
+            retry_after = float(answer.headers.get("Retry-After", "1"))
+        if time.monotonic() + retry_after > deadline:
+            return sent
+        await asyncio.sleep(min(retry_after, 2.0))

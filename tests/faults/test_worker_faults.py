@@ -1,0 +1,222 @@
+"""The worker restarted, killed and doubled, on the production configuration.
+
+Real broker, ``rocksdb://`` tables with the data directory kept, real processes, ``kill -9``
+as well as SIGTERM, and clients that retry the way the README says (tests/faults/client.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+from schemas.events import SendReply, SendRequest
+from smslane.processes import Child, free_port, wait_until
+from tests.factories import create_use_case, sim_messages, unique_number
+from tests.faults.client import Sent, send_until_answered
+from tests.harness import Stack
+from tests.integration.test_lifecycle import wait_for
+from tests.integration.test_send import send
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(
+        tmp_path_factory.mktemp("faults-worker"), kafka_bootstrap, table_store="rocksdb://"
+    )
+    with running.running():
+        yield running
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_a_restarted_worker_sends(stack: Stack, sig: signal.Signals) -> None:
+    """Configure, send, restart the worker with its data directory, send again: 201.
+
+    (A worker whose configuration came only from a GlobalTable's changelog callbacks
+    refused every send after a restart: the table replays nothing from persisted offsets.)
+    """
+    async with stack.admin() as admin, stack.client() as client:
+        use_case = await create_use_case(admin)
+        assert (await send(client, use_case["id"], unique_number())).status_code == 201
+        killed = time.monotonic()
+        await asyncio.to_thread(stack.restart_worker, sig)
+        ready = time.monotonic()
+        answer = await send(client, use_case["id"], unique_number())
+        assert answer.status_code == 201, answer.text
+        print(
+            f"{sig.name}: ready {ready - killed:.1f}s after the signal, "
+            f"first 201 {time.monotonic() - killed:.1f}s after it"
+        )
+
+
+async def test_a_request_from_a_skewed_ingress_clock_is_sent(stack: Stack) -> None:
+    """The worker's deadline comes from the broker's append time, not from the ingress's
+    ``received_at``: an ingress whose clock is two minutes behind still gets its sends
+    (with the old check every one was refused as "waited too long")."""
+    async with stack.admin() as admin:
+        use_case = await create_use_case(admin)
+    to = unique_number()
+    request = SendRequest(
+        request_id=uuid.uuid4(),
+        body_hash=hashlib.sha256(b"skewed").hexdigest(),
+        use_case_id=uuid.UUID(use_case["id"]),
+        to_phone_number=to,
+        message="skewed",
+        received_at=datetime.now(UTC) - timedelta(minutes=2),
+        reply_topic=f"{stack.prefix}sms.send-replies",
+        correlation_id=uuid.uuid4().hex,
+    )
+    reply = await _request_reply(stack, request)
+    assert reply.status_code == 201, reply.error
+    async with stack.sim_client() as sim:
+        assert len(await sim_messages(sim, to)) == 1
+
+
+async def _request_reply(stack: Stack, request: SendRequest) -> SendReply:
+    """Publish ``request`` the way an ingress does and wait for the worker's reply."""
+    bootstrap = stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
+    consumer = AIOKafkaConsumer(request.reply_topic, bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        await consumer.seek_to_end()
+        await producer.send_and_wait(
+            f"{stack.prefix}sms.send-requests",
+            key=request.request_id.bytes,
+            value=request.model_dump_json().encode(),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for message in messages:
+                    reply = SendReply.model_validate_json(message.value)
+                    if reply.correlation_id == request.correlation_id:
+                        return reply
+        raise AssertionError("no reply from the worker")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def _send_all(stack: Stack, use_case_id: str, batch: list[Sent]) -> None:
+    async with stack.client() as client:
+        await asyncio.gather(*(send_until_answered(client, use_case_id, s) for s in batch))
+
+
+async def _assert_accounted_for(stack: Stack, sends: list[Sent]) -> int:
+    """Every send ended 201 with its message created once, or was interrupted inside the
+    Twilio call (created at most once); none is stuck otherwise. Returns the interrupted."""
+    interrupted = [s for s in sends if s.interrupted]
+    stuck = [s for s in sends if not s.created and not s.interrupted]
+    assert not stuck, [(s.to, s.answers) for s in stuck]
+    async with stack.sim_client() as sim:
+        for sent in sends:
+            created = await sim_messages(sim, sent.to)
+            if sent.created:
+                assert [m["sid"] for m in created] == [sent.final[1]["message_sid"]], sent.answers
+            else:
+                assert len(created) <= 1, created
+    for sent in sends:
+        if sent.created:
+            record = sent.final[1]
+            await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
+    return len(interrupted)
+
+
+async def test_kill_9_during_a_stream_of_sends(stack: Stack) -> None:
+    """kill -9 while sends flow; clients retry on 503/504 with their keys."""
+    async with stack.admin() as admin:
+        use_case = await create_use_case(admin)
+    sends = [Sent(unique_number(), f"stream {n}") for n in range(40)]
+
+    async def kill_and_restart() -> None:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(stack.restart_worker, signal.SIGKILL)
+
+    async def paced() -> None:
+        tasks = []
+        for sent in sends:  # ~10 sends a second, so the kill lands mid-stream
+            tasks.append(asyncio.create_task(_send_all(stack, use_case["id"], [sent])))
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*tasks)
+
+    await asyncio.gather(paced(), kill_and_restart())
+    interrupted = await _assert_accounted_for(stack, sends)
+    print(f"kill -9 mid-stream: {len(sends)} sends, {interrupted} interrupted in the call")
+
+
+def _second_worker(stack: Stack) -> Child:
+    env = {
+        **stack.env,
+        "SMSLANE_DATA_DIR": str(stack.root / "var2"),
+        "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
+    }
+    return Child("worker2", ["worker"], env, stack.root / "logs")
+
+
+async def _group_members(stack: Stack) -> dict[str, int]:
+    """client host/id → partitions of sms.send-requests assigned to it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"])
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([f"{stack.prefix}smslane"])
+        (group,) = response.groups
+        members: dict[str, int] = {}
+        for member_id, *_, assignment in group[5]:  # (error, id, state, type, protocol, members)
+            decoded = ConsumerProtocolMemberAssignment.decode(assignment) if assignment else None
+            topics = dict(decoded.assignment) if decoded else {}
+            members[member_id] = len(topics.get(f"{stack.prefix}sms.send-requests", []))
+        return members
+    finally:
+        await admin.close()
+
+
+async def test_two_workers_share_partitions_and_one_is_killed_mid_call(stack: Stack) -> None:
+    """A second worker takes half the partitions; kill -9 one while Twilio holds creates:
+    the other takes over, nothing is sent twice, nothing lost, nothing stuck."""
+    second = _second_worker(stack)
+    second.start()
+    ready2 = Path(second.env["SMSLANE_DATA_DIR"]) / "worker.ready"
+    try:
+        await asyncio.to_thread(wait_until, ready2.exists, 90, "second worker ready")
+
+        async def shared() -> bool:
+            members = await _group_members(stack)
+            return len(members) == 2 and all(members.values())
+
+        deadline = time.monotonic() + 60
+        while not await shared():
+            assert time.monotonic() < deadline, await _group_members(stack)
+            await asyncio.sleep(0.5)
+        async with stack.admin() as admin, stack.sim_client() as sim:
+            use_case = await create_use_case(admin)
+            await sim.post("/_sim/config", json={"create_delay_ms": 1500})
+        sends = [Sent(unique_number(), f"two workers {n}") for n in range(12)]
+        try:
+            running = asyncio.create_task(_send_all(stack, use_case["id"], sends))
+            await asyncio.sleep(0.8)  # the creates are at the simulator, answers on hold
+            await asyncio.to_thread(second.stop, signal.SIGKILL)
+            await running
+        finally:
+            async with stack.sim_client() as sim:
+                await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        interrupted = await _assert_accounted_for(stack, sends)
+        print(f"two workers, one killed: {len(sends)} sends, {interrupted} interrupted")
+        async with stack.client() as client:  # and the survivor sends to every partition
+            for _ in range(4):
+                assert (await send(client, use_case["id"], unique_number())).status_code == 201
+    finally:
+        second.stop()

@@ -1,0 +1,93 @@
+"""The sender's answer when a request's in-flight marker could not be written to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from feeds.config import ConfigView
+from schemas.config import ConfigChange, Subaccount
+from schemas.events import SendRequest
+from schemas.settings import Settings
+from streams.sending.agents import Sender
+from streams.sending.provider import TwilioGateway
+from tests.streams.factories import create_brand, create_sender, create_use_case
+from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
+from twilio_sim import TwilioSimulator
+
+USE_CASE = create_use_case(account_sid=ACCOUNT_SID, messaging_service_sid=SERVICE_SID)
+
+
+def loaded_view() -> ConfigView:
+    view = ConfigView()
+    now = datetime.now(UTC)
+    account = Subaccount(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, created_at=now, updated_at=now
+    )
+    for offset, entity in enumerate([account, create_brand(), USE_CASE, create_sender()]):
+        view.apply("k", ConfigChange(entity=entity).model_dump_json().encode(), offset)
+    view.caught_up.set()
+    return view
+
+
+def request_to(to: str) -> SendRequest:
+    return SendRequest(
+        request_id=uuid.uuid4(),
+        body_hash=hashlib.sha256(to.encode()).hexdigest(),
+        use_case_id=USE_CASE.id,
+        to_phone_number=to,
+        message="hello",
+        received_at=datetime.now(UTC),
+        reply_topic="replies",
+        correlation_id=uuid.uuid4().hex,
+    )
+
+
+@pytest.fixture
+async def sender(sim: TwilioSimulator) -> AsyncIterator[Sender]:
+    settings = Settings(
+        twilio_api_base_url=sim.base_url, twilio_lookup_base_url=sim.base_url,
+        line_type_lookup="off",
+    )  # type: ignore[call-arg]  # fmt: skip
+    gateway = TwilioGateway(settings)
+    yield Sender(SimpleNamespace(config=loaded_view(), settings=settings), gateway)
+    await gateway.close()
+
+
+def done(error: BaseException | None = None) -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+    return future
+
+
+async def test_a_failed_marker_write_answers_503_and_calls_nobody(
+    sim: TwilioSimulator, sender: Sender
+) -> None:
+    """Twilio was never called: the request is not "interrupted" (which would refuse its
+    retries for a day), only not taken, so a retry is sent normally."""
+    request = request_to("+14155550161")
+    outcome, _ = await sender.decide(
+        request, done(TimeoutError("no ack")), deadline=time.time() + 10
+    )
+    assert (outcome.status_code, outcome.in_flight) == (503, False)
+    assert outcome.error is not None and outcome.error.code == "service_unavailable"
+    assert sim.messages_to(request.to_phone_number) == []
+
+
+async def test_a_request_whose_marker_was_written_is_sent(
+    sim: TwilioSimulator, sender: Sender
+) -> None:
+    request = request_to("+14155550162")
+    outcome, _ = await sender.decide(request, done(), deadline=time.time() + 10)
+    assert outcome.status_code == 201 and outcome.record is not None
+    assert [m.sid for m in sim.messages_to(request.to_phone_number)] == [outcome.record.message_sid]
