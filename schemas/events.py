@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag
 
 from schemas.records import SmsRecord
 
@@ -20,6 +20,7 @@ class SendRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    kind: Literal["send"] = "send"
     request_id: UUID
     idempotency_key: str | None = None
     body_hash: str
@@ -32,6 +33,35 @@ class SendRequest(BaseModel):
     #: Offset of ``config.changes`` the ingress had applied: the worker applies at least this
     #: much configuration before it checks the request (read-your-writes for admin calls).
     config_offset: int = -1
+
+
+class ExpireOutcome(BaseModel):
+    """An order on ``sms.send-requests``, keyed by a request id: forget that request's
+    outcome if it is older than the idempotency window at ``at``.
+
+    The send agent's hourly timer sends these so that the deletion happens inside stream
+    processing, on the partition that owns the key.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["expire_outcome"] = "expire_outcome"
+    at: datetime
+
+
+def _send_topic_kind(value: Any) -> str:
+    """The ``kind`` of a value of ``sms.send-requests`` (requests written before ``kind``
+    existed are sends)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "send"))
+    return str(getattr(value, "kind", "send"))
+
+
+#: A value of ``sms.send-requests``: a send request or an expiry order, told by ``kind``.
+SendRequestsValue = Annotated[
+    Annotated[SendRequest, Tag("send")] | Annotated[ExpireOutcome, Tag("expire_outcome")],
+    Discriminator(_send_topic_kind),
+]
 
 
 class ErrorBody(BaseModel):

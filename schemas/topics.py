@@ -7,13 +7,30 @@ exactly ``sms.status`` unless an operator chooses otherwise; tests use a unique 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from functools import cached_property
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from schemas.config import ConfigChange
-from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequest
+from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequestsValue
 from schemas.records import SmsRecord, SmsStatusEvent
+
+T = TypeVar("T")
+
+
+class Codec(Generic[T]):
+    """The one way a topic's (or a table's) values are written and read: JSON of ``T``."""
+
+    def __init__(self, value_type: Any) -> None:
+        self._adapter: TypeAdapter[T] = TypeAdapter(value_type)
+
+    def encode(self, value: T) -> bytes:
+        return self._adapter.dump_json(value)
+
+    def decode(self, data: bytes) -> T:
+        """Raises ``pydantic.ValidationError`` when ``data`` is not a ``T``."""
+        return self._adapter.validate_json(data)
 
 
 @dataclass(frozen=True)
@@ -22,7 +39,8 @@ class TopicSpec:
 
     base_name: str
     key: str
-    value_type: type[BaseModel]
+    #: A model, or a tagged union of models; :attr:`codec` reads and writes it.
+    value_type: Any
     #: ``None`` means SMSLANE_TOPIC_PARTITIONS (the per-message topics share it, so that
     #: Faust tables fed by them are co-partitioned).
     partitions: int | None
@@ -34,13 +52,17 @@ class TopicSpec:
     def name(self, prefix: str = "") -> str:
         return f"{prefix}{self.base_name}"
 
+    @cached_property
+    def codec(self) -> Codec[Any]:
+        return Codec(self.value_type)
+
 
 class Topics:
     """The topic catalog. ``Topics.all()`` is what start-up creates."""
 
     #: Stamped by the broker (LogAppendTime): the worker's send deadline uses that clock.
     SEND_REQUESTS: ClassVar[TopicSpec] = TopicSpec(
-        "sms.send-requests", "request_id", SendRequest, None,
+        "sms.send-requests", "request_id", SendRequestsValue, None,
         configs=(("message.timestamp.type", "LogAppendTime"),),
     )  # fmt: skip
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(

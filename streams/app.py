@@ -5,61 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import weakref
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiokafka
 import faust
 from aiokafka.errors import KafkaError
-from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
 from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
 from streams import metrics
+from streams.lifecycle.agents import register as register_lifecycle
+from streams.sending.agents import register as register_sending
+from streams.worker import Worker
 
 log = logging.getLogger(__name__)
-
-
-def bind_event(event: faust.EventT) -> None:
-    """Make ``event`` the current event of this task, for table writes from a batch.
-
-    Faust sends a table's changelog to the partition of the current event; inside a
-    ``take_events`` batch that must be the event being handled, not the batch's last one.
-    Only the context variable is set: the stream's own ``current_event`` attribute belongs
-    to its background buffering and must not be touched.
-    """
-    _current_event.set(weakref.ref(event))
-
-
-class ChangelogTable(faust.Table):
-    """A Faust table whose writes can be awaited until they are in Kafka."""
-
-    _last_write: asyncio.Future[Any] | None = None
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        future = super().send_changelog(*args, **kwargs)
-        self._last_write = future
-        return future
-
-    def put(self, key: Any, value: Any) -> asyncio.Future[Any]:
-        """``table[key] = value``; the future is done when the broker has acked the
-        changelog message (acks=all), unlike Faust's buffer flush, which gives up after
-        100 ms and waits for everything else in flight too."""
-        self[key] = value
-        assert self._last_write is not None
-        return self._last_write
-
-
-def changelog_table(app: faust.App, name: str, **kwargs: Any) -> ChangelogTable:
-    """Declare a :class:`ChangelogTable` on ``app``, as ``app.Table`` would."""
-    table = ChangelogTable(app, name=name, beacon=app.tables.beacon, **kwargs)
-    app.tables.add(table)
-    return table
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -94,23 +56,6 @@ class _Transport(faust_aiokafka.Transport):
 def faust_app_id(settings: Settings) -> str:
     """The Faust app id: consumer group and changelog-topic prefix."""
     return f"{settings.topic_prefix}smslane"
-
-
-@dataclass
-class Worker:
-    """The app and what its agents share."""
-
-    app: faust.App
-    settings: Settings
-    config: ConfigView
-    #: Fills ``config`` from the config topic, read from its start at every start.
-    config_feed: ConfigFeed
-    topics: dict[str, faust.TopicT] = field(default_factory=dict)
-    #: Called when the worker shuts down.
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    def topic(self, name: str) -> faust.TopicT:
-        return self.topics[name]
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
@@ -159,9 +104,6 @@ def create_app(settings: Settings) -> Worker:
         worker.topics[spec.base_name] = _raw_topic(
             app, spec.name(prefix), spec.partitions or settings.topic_partitions
         )
-
-    from streams.lifecycle.agents import register as register_lifecycle
-    from streams.sending.agents import register as register_sending
 
     register_sending(worker)
     register_lifecycle(worker)

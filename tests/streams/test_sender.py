@@ -16,8 +16,8 @@ from feeds.config import ConfigView
 from schemas.config import ConfigChange, Subaccount
 from schemas.events import SendRequest
 from schemas.settings import Settings
-from streams.sending.agents import Sender
 from streams.sending.provider import TwilioGateway
+from streams.sending.sender import Sender
 from tests.streams.factories import create_brand, create_sender, create_use_case
 from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 from twilio_sim import TwilioSimulator
@@ -76,9 +76,8 @@ async def test_a_failed_marker_write_answers_503_and_calls_nobody(
     """Twilio was never called: the request is not "interrupted" (which would refuse its
     retries for a day), only not taken, so a retry is sent normally."""
     request = request_to("+14155550161")
-    outcome, _ = await sender.decide(
-        request, done(TimeoutError("no ack")), deadline=time.time() + 10
-    )
+    decided = await sender.decide(request, done(TimeoutError("no ack")), deadline=time.time() + 10)
+    outcome = decided.outcome
     assert (outcome.status_code, outcome.in_flight) == (503, False)
     assert outcome.error is not None and outcome.error.code == "service_unavailable"
     assert sim.messages_to(request.to_phone_number) == []
@@ -88,6 +87,6 @@ async def test_a_request_whose_marker_was_written_is_sent(
     sim: TwilioSimulator, sender: Sender
 ) -> None:
     request = request_to("+14155550162")
-    outcome, _ = await sender.decide(request, done(), deadline=time.time() + 10)
+    outcome = (await sender.decide(request, done(), deadline=time.time() + 10)).outcome
     assert outcome.status_code == 201 and outcome.record is not None
     assert [m.sid for m in sim.messages_to(request.to_phone_number)] == [outcome.record.message_sid]

@@ -1,0 +1,141 @@
+"""Batch admission: what each request of a batch needs, before any of it is awaited.
+
+A batch is admitted in one go (table reads and in-flight markers, no await in between), so
+two batches in flight never both decide one request id: :class:`BatchAdmission` remembers
+the requests being decided, and a duplicate in a later batch waits for that outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from schemas.config import OptOut
+from schemas.events import SendRequest
+from streams.sending import decision
+from streams.sending.decision import Conflict, Interrupted, New, Replay
+from streams.sending.outcomes import Outcome, OutcomeTable
+
+log = logging.getLogger(__name__)
+
+
+class SameRequest(NamedTuple):
+    """Requests that get one answer: same request id, same body."""
+
+    request_id: UUID
+    body_hash: str
+
+    @classmethod
+    def of(cls, request: SendRequest) -> SameRequest:
+        return cls(request.request_id, request.body_hash)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A decoded send request of a batch: its event (opaque here) and its deadline."""
+
+    event: Any
+    request: SendRequest
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request is answered, and whether this batch decided it (counted as new)."""
+
+    outcome: Outcome
+    opt_out: OptOut | None = None
+    decided_here: bool = False
+
+
+@dataclass
+class Batch:
+    """One take of the request stream, sorted by what each request needs."""
+
+    incoming: Sequence[Incoming]
+    #: The first request of each (id, body); later ones replay its answer.
+    firsts: dict[SameRequest, Incoming] = field(default_factory=dict)
+    #: Requests to decide now (marked in flight), and ids reused with another body.
+    new: list[Incoming] = field(default_factory=list)
+    conflicts: list[Incoming] = field(default_factory=list)
+    #: Answers known already, and those another batch in flight is deciding.
+    answers: dict[SameRequest, Answer] = field(default_factory=dict)
+    waiting: dict[SameRequest, asyncio.Future[Outcome]] = field(default_factory=dict)
+    #: The in-flight marker write of each request in ``new``.
+    markers: dict[UUID, Awaitable[object]] = field(default_factory=dict)
+
+
+class _Deciding(NamedTuple):
+    body_hash: str
+    outcome: asyncio.Future[Outcome]
+
+
+class BatchAdmission:
+    """Admits batches over the outcome table and tracks the requests being decided."""
+
+    def __init__(
+        self, outcomes: OutcomeTable, bind: Callable[[Any], None] = lambda event: None
+    ) -> None:
+        self.outcomes = outcomes
+        #: Makes an event current before the table is read or written for it (Faust writes
+        #: a table's changelog to, and a rocksdb:// table reads from, the current event's
+        #: partition).
+        self.bind = bind
+        self._deciding: dict[UUID, _Deciding] = {}
+
+    def admit(self, batch: Batch, now: datetime) -> None:
+        """Sort ``batch.incoming``; new requests are marked in flight. If this raises, the
+        batch as far as it got must still be :meth:`release`-d."""
+        for item in batch.incoming:
+            batch.firsts.setdefault(SameRequest.of(item.request), item)
+        for item in batch.firsts.values():
+            self._admit_first(batch, item, now)
+
+    def _admit_first(self, batch: Batch, item: Incoming, now: datetime) -> None:
+        request, same = item.request, SameRequest.of(item.request)
+        in_progress = self._deciding.get(request.request_id)
+        if in_progress is not None:  # a batch in flight decides it: wait for its outcome
+            if in_progress.body_hash == request.body_hash:
+                batch.waiting[same] = in_progress.outcome
+            else:
+                batch.conflicts.append(item)
+            return
+        self.bind(item.event)
+        match decision.admission_for(request, self.outcomes.get(request.request_id), now):
+            case New():
+                marker = self.outcomes.mark_in_flight(request, now)
+                future = asyncio.get_running_loop().create_future()
+                self._deciding[request.request_id] = _Deciding(request.body_hash, future)
+                batch.markers[request.request_id] = marker
+                batch.new.append(item)
+            case Replay(outcome):
+                batch.answers[same] = Answer(outcome)
+            case Conflict():
+                batch.conflicts.append(item)
+            case Interrupted():
+                log.error("send request %s was interrupted mid-call", request.request_id)
+                batch.answers[same] = Answer(decision.interrupted_answer(request, now))
+
+    def settle(self, request: SendRequest, outcome: Outcome) -> None:
+        """Hand a new request's outcome to the duplicates waiting for it."""
+        in_progress = self._deciding.get(request.request_id)
+        if in_progress is not None and not in_progress.outcome.done():
+            in_progress.outcome.set_result(outcome)
+
+    def release(self, batch: Batch, now: datetime) -> None:
+        """Stop tracking the batch's new requests; duplicates still waiting get a 503 (its
+        request stays marked in flight, so a retry is not sent again)."""
+        for item in batch.new:
+            in_progress = self._deciding.pop(item.request.request_id, None)
+            if in_progress is not None and not in_progress.outcome.done():
+                in_progress.outcome.set_result(decision.unexpected_failure(item.request, now))
+
+    @property
+    def deciding(self) -> int:
+        """How many requests are being decided."""
+        return len(self._deciding)
