@@ -73,6 +73,31 @@ async def fresh_pg_database(base_url: str) -> AsyncIterator[str]:
             await maintenance.close()
 
 
+async def set_read_only(url: str, read_only: bool) -> None:
+    """Make the (test's own) database at ``url`` refuse writes, or take them again, for real.
+
+    On: new sessions start read-only (``default_transaction_read_only``) and the open ones are
+    terminated, as after a failover to a standby. Off: only new sessions can write; sessions
+    opened meanwhile stay read-only, as a client still attached to the old primary would.
+    """
+    name = make_url(url).database
+    assert name is not None and name.startswith("test_"), "only a test's own database"
+    maintenance = await asyncpg.connect(_dsn(url, "postgres"), timeout=5)
+    try:
+        setting = "on" if read_only else "off"
+        await maintenance.execute(
+            f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}'
+        )
+        if read_only:
+            await maintenance.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+    finally:
+        await maintenance.close()
+
+
 async def dump_rows(store: Store) -> dict[UUID, tuple[SmsRecord, int]]:
     """Every row of the table as ``{id: (record, version)}``."""
     async with store.engine.connect() as connection:
