@@ -1,12 +1,18 @@
-"""Every Kafka topic of smslane in one place: name, key, value type, partitions, cleanup.
+"""Every Kafka topic of smslane in one place: name, key, value type, partitions, configs.
 
 Names get ``SMSLANE_TOPIC_PREFIX`` in front (empty by default), so the downstream topic is
 exactly ``sms.status`` unless an operator chooses otherwise; tests use a unique prefix each.
+
+``sms.status`` is compacted, never deleted by age: the latest version of every record stays
+forever, so the store can always be rebuilt from offset 0 (``smslane store rebuild``). Every
+version younger than ``STATUS_MIN_COMPACTION_LAG_MS`` (24 h) is kept too, so a consumer that
+is less than a day behind still sees each change, not only the last one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel
@@ -14,6 +20,10 @@ from pydantic import BaseModel
 from schemas.config import ConfigChange
 from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequest
 from schemas.records import SmsRecord, SmsStatusEvent
+
+#: How long every version on ``sms.status`` stays before compaction may drop it for a newer
+#: one of the same record (Kafka's ``min.compaction.lag.ms``): a day of full history.
+STATUS_MIN_COMPACTION_LAG_MS = 24 * 60 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -27,10 +37,15 @@ class TopicSpec:
     #: Faust tables fed by them are co-partitioned).
     partitions: int | None
     cleanup_policy: Literal["delete", "compact"] = "delete"
-    retention_ms: int | None = None
+    #: Other topic-level configs (Kafka's names and string values, e.g. ``retention.ms``).
+    configs: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def name(self, prefix: str = "") -> str:
         return f"{prefix}{self.base_name}"
+
+    def topic_configs(self) -> dict[str, str]:
+        """Every config the catalog sets on this topic, ``cleanup.policy`` included."""
+        return {"cleanup.policy": self.cleanup_policy, **self.configs}
 
 
 class Topics:
@@ -40,11 +55,14 @@ class Topics:
         "sms.send-requests", "request_id", SendRequest, None
     )
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
-        "sms.send-replies", "correlation_id", SendReply, 1, retention_ms=3_600_000
+        "sms.send-replies", "correlation_id", SendReply, 1, configs={"retention.ms": "3600000"}
     )
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
-    STATUS: ClassVar[TopicSpec] = TopicSpec("sms.status", "record id", SmsStatusEvent, None)
+    STATUS: ClassVar[TopicSpec] = TopicSpec(
+        "sms.status", "record id", SmsStatusEvent, None, cleanup_policy="compact",
+        configs={"min.compaction.lag.ms": str(STATUS_MIN_COMPACTION_LAG_MS)},
+    )  # fmt: skip
     LIFECYCLE_CONTROL: ClassVar[TopicSpec] = TopicSpec(
         "sms.lifecycle-control", "message_sid", LifecycleControl, None
     )
@@ -64,10 +82,14 @@ async def ensure_topics(
 ) -> list[str]:
     """Create every catalog topic that does not exist yet; return the names created.
 
-    Idempotent: existing topics are left as they are, and a concurrent creator is fine.
+    An existing catalog topic gets the catalog's configs (``cleanup.policy``, …) where its own
+    differ, each change logged; its other configs and its partitions are left as they are.
+    Idempotent, and a concurrent creator is fine.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
+
+    from schemas.kafka_admin import align_topic_configs
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
@@ -80,9 +102,7 @@ async def ensure_topics(
             name = spec.name(prefix)
             if name in existing:
                 continue
-            configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
-            if spec.retention_ms is not None:
-                configs["retention.ms"] = str(spec.retention_ms)
+            configs = spec.topic_configs()
             wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
         created = []
         for topic in wanted:  # one by one: a concurrent creator fails only its own topic
@@ -91,6 +111,10 @@ async def ensure_topics(
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass
+        await align_topic_configs(
+            admin,
+            {s.name(prefix): s.topic_configs() for s in Topics.all() if s.name(prefix) in existing},
+        )
         return created
     finally:
         await admin.close()
