@@ -142,7 +142,7 @@ async def run_sink(
                 throughput.maybe_log()
                 continue
             events = decode_batch(batch)
-            rows = await _write(consumer, store, events, stop, backoff)
+            rows = await write_batch(consumer, store, events, stop, backoff)
             if rows is None:
                 break  # stopped while the database was down: nothing committed
             await _commit(consumer, batch)
@@ -193,14 +193,20 @@ async def _open_store(url: str, stop: asyncio.Event, backoff: Backoff) -> Store 
             return None
 
 
-async def _write(
+async def write_batch(
     consumer: AIOKafkaConsumer,
     store: Store,
     events: Sequence[SmsStatusEvent],
     stop: asyncio.Event,
     backoff: Backoff,
 ) -> int | None:
-    """Upsert ``events``, retrying while the store is down; ``None`` if stopped meanwhile."""
+    """Upsert ``events`` (skipping only rows the database refuses for their values), holding
+    the batch and retrying while the store refuses it otherwise; ``None`` if stopped meanwhile.
+
+    ``consumer``'s partitions are paused while the batch is held (and resumed after), so a
+    group member keeps its partitions. The sink and ``smslane store rebuild`` both write
+    through here.
+    """
     attempt = 0
     while True:
         attempt += 1
