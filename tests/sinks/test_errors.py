@@ -74,7 +74,7 @@ def test_other_sqlstates_are_neither(code: str) -> None:
 def wrapped(error: Exception) -> sa_exc.DBAPIError:
     """``error`` as SQLAlchemy's asyncpg dialect raises it: translated to the adapted DBAPI
     class (raised from the asyncpg error), then wrapped in a ``sqlalchemy.exc`` class."""
-    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
     translate = getattr(dbapi, "_asyncpg_error_translate", {})
     adapted_class = next((translate[c] for c in type(error).__mro__ if c in translate), dbapi.Error)
     adapted = adapted_class(f"{type(error)}: {error}")
