@@ -129,12 +129,16 @@ class Store:
                         result = await connection.execute(self._upsert, rows)
                         return len(result.all())
                 except Exception as exc:
-                    if is_unavailable(exc) and not connection.invalidated:
-                        # A session refused for the server's state (read-only: a standby
-                        # after a failover, or one opened under default_transaction_read_only)
-                        # would fail again: the retry gets a new connection.
+                    if self._discard_after(exc) and not connection.invalidated:
                         await connection.invalidate(exc)
                     raise
+
+    def _discard_after(self, exc: BaseException) -> bool:
+        """Whether the connection a write failed on must not be reused: a PostgreSQL session
+        refused for the server's state (read-only: a standby after a failover, or opened
+        under ``default_transaction_read_only``) would fail the retry too. (A SQLite
+        connection is kept: in memory, it is the database.)"""
+        return self._engine.dialect.name == "postgresql" and is_unavailable(exc)
 
     async def get_record(self, record_id: UUID) -> SmsRecord | None:
         """The record with this id, or ``None``."""
