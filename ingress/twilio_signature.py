@@ -7,8 +7,14 @@ and so fails a valid signature; :func:`parse_form` keeps them all.
 
 The URL is ``SMSLANE_PUBLIC_BASE_URL`` + the path + the query as received, so the check works
 behind a proxy or tunnel. The key is the auth token of the subaccount the ``AccountSid``
-field names. Every Twilio webhook of smslane (status callbacks now, inbound messages later)
-goes through :func:`verify`.
+field names. smslane appends a connection-override fragment (``#rc=3&rp=all``,
+:data:`schemas.settings.STATUS_CALLBACK_FRAGMENT`) to the StatusCallback it gives Twilio;
+the request carries no fragment, and Twilio's documents leave open whether the signature
+covers it, so a signature over the URL with that fragment is accepted too. Both are keyed
+with the subaccount's token: accepting either lets no unsigned request through.
+
+Every Twilio webhook of smslane (status callbacks now, inbound messages later) goes through
+:func:`verify`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from feeds.config import ConfigView
 from schemas.config import Subaccount
-from schemas.settings import Settings
+from schemas.settings import STATUS_CALLBACK_FRAGMENT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +46,12 @@ def parse_form(body: bytes) -> FormParams | None:
 
 def signed_urls(settings: Settings, path: str, query: str) -> tuple[str, ...]:
     """The URLs a valid signature may have been computed over, for a request to ``path``
-    with the raw ``query`` string (empty when there is none)."""
+    with the raw ``query`` string (empty when there is none): without and with the
+    connection-override fragment smslane appends to the URLs it gives Twilio."""
     url = f"{settings.public_base_url}{path}"
     if query:
         url = f"{url}?{query}"
-    return (url,)
+    return (url, f"{url}#{STATUS_CALLBACK_FRAGMENT}")
 
 
 def verify(

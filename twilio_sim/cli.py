@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--callback-delay-ms", type=float, metavar="MS", help="pause before each status callback"
     )
+    parser.add_argument(
+        "--sign-url-fragment",
+        action="store_true",
+        help="sign status callbacks over the StatusCallback with its #fragment",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return parser
 
@@ -120,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         patch["default_scenario"] = args.scenario
     if args.callback_delay_ms is not None:
         patch["callback_delay_ms"] = args.callback_delay_ms
+    if args.sign_url_fragment:
+        patch["sign_url_fragment"] = True
     return config.merged(patch)
 
 

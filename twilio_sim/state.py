@@ -108,6 +108,7 @@ class SimState:
             message.status_callback,
             config.accounts.get(account_sid, ""),
             config.callback_retries,
+            config.sign_url_fragment,
         )
         steps = plan.steps
         if plan.early:

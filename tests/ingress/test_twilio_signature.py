@@ -14,7 +14,7 @@ from feeds.config import ConfigView
 from ingress.twilio_signature import FormParams, parse_form, signed_urls, verify
 from schemas.config import ConfigChange, Subaccount
 from schemas.events import RawCallback
-from schemas.settings import Settings
+from schemas.settings import STATUS_CALLBACK_FRAGMENT, Settings
 
 ACCOUNT_SID = "AC" + "1" * 32
 TOKEN = "unit-test-token-0123456789"
@@ -79,7 +79,7 @@ def test_query_as_received_is_part_of_the_signed_url(
     settings: Settings, config: ConfigView
 ) -> None:
     query = "tenant=a%20b"
-    assert signed_urls(settings, PATH, query) == (f"{BASE}{PATH}?{query}",)
+    assert signed_urls(settings, PATH, query)[0] == f"{BASE}{PATH}?{query}"
     assert verify(settings, config, PATH, query, form(), sign(f"{BASE}{PATH}?{query}"))
     assert verify(settings, config, PATH, query, form(), sign(BASE + PATH)) is None
 
@@ -107,3 +107,15 @@ def test_raw_callback_keeps_the_last_value_and_every_repeated_one() -> None:
         callback.model_dump_json(exclude={"repeated"})
     )  # a callback stored before ``repeated`` existed still reads
     assert old.repeated == {} and old.params == callback.params
+
+
+def test_a_signature_over_the_url_with_the_callback_fragment_is_valid_too(
+    settings: Settings, config: ConfigView
+) -> None:
+    with_fragment = settings.status_callback_with_overrides
+    assert with_fragment == f"{BASE}{PATH}#{STATUS_CALLBACK_FRAGMENT}"
+    assert signed_urls(settings, PATH, "") == (BASE + PATH, with_fragment)
+    assert verify(settings, config, PATH, "", form(), sign(with_fragment)) is not None
+    assert verify(settings, config, PATH, "", form(), sign(BASE + PATH)) is not None
+    assert verify(settings, config, PATH, "", form(), sign(f"{BASE}{PATH}#rc=5")) is None
+    assert verify(settings, config, PATH, "", form(), sign(with_fragment, "other")) is None
