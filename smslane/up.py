@@ -2,7 +2,8 @@
 
 Everything it started stops with it, however it ends: Ctrl-C, SIGTERM or SIGHUP (a closed
 terminal) stop the children in order; a standard output nobody reads any more
-(``smslane up | head``) does the same.
+(``smslane up | head``) does the same; if ``up`` itself is killed (SIGKILL), the kernel
+sends each child SIGTERM (:func:`smslane.processes.parent_death_signal`).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             local = LocalKafka(settings, progress=lambda line: _say(f"      {line}"))
             if local.recorded_pid() is None:
                 broker = local  # if it starts one, it is ours to stop
-            if local.start().pid is None:
+            if local.start(die_with_parent=True).pid is None:
                 broker = None  # someone else's broker answers
             if use_simulator:
                 sim_port = _pick_port("127.0.0.1", settings.http_port + 1000)
@@ -184,7 +185,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
                         "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
                         *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if demo else ()),
                     ],
-                    env, log_dir,
+                    env, log_dir, die_with_parent=True,
                 )  # fmt: skip
                 children.append(sim)
                 sim.start()
@@ -197,17 +198,17 @@ def run_up(settings: Settings, *, demo: bool) -> int:
                 _say("[2/5] Twilio at " + env["SMSLANE_TWILIO_API_BASE_URL"])
             ready_file = var / "worker.ready"
             ready_file.unlink(missing_ok=True)
-            worker = Child("worker", ["worker"], env, log_dir)
+            worker = Child("worker", ["worker"], env, log_dir, die_with_parent=True)
             children.append(worker)
             worker.start()
             _say(f"[3/5] worker, pid {worker.pid} (log: {worker.log_path})")
             wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
-            sink = Child("sink", ["sink"], env, log_dir)
+            sink = Child("sink", ["sink"], env, log_dir, die_with_parent=True)
             children.append(sink)
             sink.start()
             _say(f"[4/5] sink into {env['SMSLANE_DATABASE_URL']}, pid {sink.pid} "
                  f"(log: {sink.log_path})")  # fmt: skip
-            ingress = Child("ingress", ["ingress"], env, log_dir)
+            ingress = Child("ingress", ["ingress"], env, log_dir, die_with_parent=True)
             children.append(ingress)
             ingress.start()
             _say(f"[5/5] ingress at {base_url}, pid {ingress.pid} (log: {ingress.log_path})")

@@ -1,5 +1,5 @@
 """``smslane up`` takes everything it started with it, however it ends: SIGHUP (a closed
-terminal), or a standard output nobody reads any more (``smslane up | head``).
+terminal), SIGKILL, or a standard output nobody reads any more (``smslane up | head``).
 
 Every test ends with no process of its ``SMSLANE_DATA_DIR`` left, and kills any it finds.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from schemas.settings import Settings
+from smslane.kafka_local import LocalKafka
 from tests.harness import free_port
-from tests.up.test_up import REPO, Up, alive, processes_with
+from tests.up.test_up import REPO, Up, alive, own_broker_bootstrap, processes_with
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +86,34 @@ def test_sighup_stops_everything_like_ctrl_c(quiet_up: Up) -> None:
     assert stops == ["ingress", "sink", "worker", "twilio-sim"], up.output
     assert up.output.rstrip().endswith("Stopped."), up.output
     assert not leftovers(up.var, pids)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("broker", ["session broker", "own broker"])
+def test_sigkill_takes_every_child_with_it(
+    broker: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_bootstrap
+    if broker == "own broker":
+        bootstrap = own_broker_bootstrap()
+        cache = LocalKafka(Settings(kafka_bootstrap_servers=bootstrap, data_dir=tmp_path))
+        if shutil.which("java") is None or not cache.artifacts_ok():
+            pytest.skip("needs Java and the cached Kafka jars (smslane kafka start fetches them)")
+    up = Up(tmp_path, bootstrap, own_broker=broker == "own broker", demo=False)
+    try:
+        up.wait_for(READY)
+        pids = printed_pids(up.output)
+        assert len(pids) == (5 if up.own_broker else 4), up.output
+        assert all(alive(pid) for pid in pids)
+        up.proc.kill()
+        assert up.proc.wait(30) == -signal.SIGKILL
+        # Every child gets SIGTERM at once: a worker whose broker stops at the same moment
+        # waits out mode's 60 s shutdown timeout.
+        left = wait_gone(up.var, pids, 90.0 if up.own_broker else 30.0)
+        assert not left, f"still running after up was killed:\n{describe(left)}\n{up.output}"
+    finally:
+        up.kill()
+        kill_all(up.var, printed_pids(up.output))
 
 
 def up_command(root: Path, bootstrap: str) -> tuple[list[str], dict[str, str], Path]:
