@@ -135,124 +135,159 @@ def _pick_port(host: str, preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
+class _Up:
+    """One run of ``smslane up``: its environment, its children, one method per step."""
+
+    def __init__(self, settings: Settings, *, demo: bool) -> None:
+        self.settings, self.demo = settings, demo
+        self.var = settings.data_dir.resolve()
+        self.log_dir = self.var / "log"
+        self.use_simulator = "SMSLANE_TWILIO_API_BASE_URL" not in os.environ
+        self.api_key = (
+            settings.api_keys[0] if settings.api_keys else "dev_" + secrets.token_urlsafe(18)
+        )
+        self.admin_key = (
+            settings.admin_api_keys[0]
+            if settings.admin_api_keys
+            else "admin_" + secrets.token_urlsafe(18)
+        )
+        self.base_url = f"http://{settings.http_host}:{settings.http_port}"
+        self.metrics_port = settings.worker_metrics_port
+        self.env = self._environment()
+        self.children: list[Child] = []
+        self.broker: LocalKafka | None = None
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("SMSLANE_API_KEYS", self.api_key)
+        env.setdefault("SMSLANE_ADMIN_API_KEYS", self.admin_key)
+        # Twilio's callbacks must reach this ingress, whatever port it was given.
+        env.setdefault("SMSLANE_PUBLIC_BASE_URL", self.base_url)
+        env.setdefault("SMSLANE_DATABASE_URL", f"sqlite+aiosqlite:///{self.var / 'smslane.db'}")
+        if "SMSLANE_WORKER_METRICS_PORT" not in os.environ:
+            self.metrics_port = _pick_port(self.settings.http_host, self.metrics_port)
+            env["SMSLANE_WORKER_METRICS_PORT"] = str(self.metrics_port)
+        env["SMSLANE_DATA_DIR"] = str(self.var)
+        return env
+
+    def run(self) -> int:
+        """Start everything, print how to use it, wait for Ctrl-C, SIGTERM, SIGHUP or a
+        closed standard output, stop everything."""
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, _on_signal)
+        code = 1
+        try:
+            try:
+                self._start_all()
+                _watch(self.children, self.base_url, self.api_key, demo=self.demo)
+            except _Stop:
+                code = 0
+                _say_quietly("\nStopping...")
+            except ChildDied as died:
+                _say_quietly(f"\n{died}\nStopping the others...")
+            except (KafkaError, TimeoutError, httpx.HTTPError) as exc:
+                self._report(exc)
+        except _Stop:
+            pass  # a signal while a failure was being reported: stop all the same
+        finally:
+            _ignore_signals()
+            _stop_all(self.children, self.broker)
+        return code
+
+    def _start_all(self) -> None:
+        self._start_kafka()
+        self._start_simulator()
+        self._start_worker()
+        self._start_sink_and_ingress()
+        use_case_id = self._create_demo()
+        worker_metrics = (
+            f"http://{self.settings.http_host}:{self.metrics_port}/metrics"
+            if self.metrics_port
+            else "disabled (SMSLANE_WORKER_METRICS_PORT=0)"
+        )
+        _print_welcome(
+            self.base_url, self.api_key, self.admin_key, use_case_id, self.log_dir,
+            worker_metrics,
+        )  # fmt: skip
+
+    def _child(self, name: str, args: list[str]) -> Child:
+        child = Child(name, args, self.env, self.log_dir, die_with_parent=True)
+        self.children.append(child)
+        child.start()
+        return child
+
+    def _start_kafka(self) -> None:
+        _say(f"[1/5] Kafka at {self.settings.kafka_bootstrap_servers}")
+        local = LocalKafka(self.settings, progress=lambda line: _say(f"      {line}"))
+        if local.recorded_pid() is None:
+            self.broker = local  # if it starts one, it is ours to stop
+        if local.start(die_with_parent=True).pid is None:
+            self.broker = None  # someone else's broker answers
+
+    def _start_simulator(self) -> None:
+        if not self.use_simulator:
+            _say("[2/5] Twilio at " + self.env["SMSLANE_TWILIO_API_BASE_URL"])
+            return
+        sim_port = _pick_port("127.0.0.1", self.settings.http_port + 1000)
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        self.env["SMSLANE_TWILIO_API_BASE_URL"] = sim_url
+        self.env["SMSLANE_TWILIO_LOOKUP_BASE_URL"] = sim_url
+        sim = self._child("twilio-sim", [
+            "twilio-sim", "--port", str(sim_port),
+            "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
+            "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
+            *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if self.demo else ()),
+        ])  # fmt: skip
+        _say(f"[2/5] Twilio simulator at {sim_url}, pid {sim.pid} (no real Twilio configured)")
+        wait_until(lambda: sim.check_alive() or _http_ok(f"{sim_url}/_sim/health"), 60, "sim")
+
+    def _start_worker(self) -> None:
+        ready_file = self.var / "worker.ready"
+        ready_file.unlink(missing_ok=True)
+        worker = self._child("worker", ["worker"])
+        _say(f"[3/5] worker, pid {worker.pid} (log: {worker.log_path})")
+        wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
+
+    def _start_sink_and_ingress(self) -> None:
+        sink = self._child("sink", ["sink"])
+        _say(f"[4/5] sink into {self.env['SMSLANE_DATABASE_URL']}, pid {sink.pid} "
+             f"(log: {sink.log_path})")  # fmt: skip
+        ingress = self._child("ingress", ["ingress"])
+        _say(f"[5/5] ingress at {self.base_url}, pid {ingress.pid} (log: {ingress.log_path})")
+        wait_until(
+            lambda: (
+                ingress.check_alive() or sink.check_alive()
+                or _http_ok(f"{self.base_url}/readyz")
+            ),
+            60,
+            "the ingress",
+        )  # fmt: skip
+
+    def _create_demo(self) -> str:
+        """With --demo and the simulator, a ready use case; its id (or a placeholder)."""
+        if self.demo and self.use_simulator:
+            from smslane.demo import create_demo
+
+            return create_demo(self.base_url, self.admin_key, SIM_ACCOUNT_SID, SIM_AUTH_TOKEN,
+                               SIM_SERVICE_SID, SIM_SENDERS)  # fmt: skip
+        if self.demo:
+            _say(
+                "(--demo creates its use case with the Twilio simulator only: "
+                "SMSLANE_TWILIO_API_BASE_URL is set, so create one with the admin API)"
+            )
+        return "<use_case_id>"
+
+    def _report(self, exc: Exception) -> None:
+        _say_quietly(f"\nsmslane up: {exc}")
+        for child in self.children:
+            if not child.alive() or isinstance(exc, TimeoutError):
+                _say_quietly(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
+
+
 def run_up(settings: Settings, *, demo: bool) -> int:
     """Start everything, print how to use it, wait for Ctrl-C, SIGTERM, SIGHUP or a closed
-    standard output, stop everything."""
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, _on_signal)
-    var = settings.data_dir.resolve()
-    log_dir = var / "log"
-    env = dict(os.environ)
-    use_simulator = "SMSLANE_TWILIO_API_BASE_URL" not in os.environ
-    api_key = settings.api_keys[0] if settings.api_keys else "dev_" + secrets.token_urlsafe(18)
-    admin_key = (
-        settings.admin_api_keys[0]
-        if settings.admin_api_keys
-        else "admin_" + secrets.token_urlsafe(18)
-    )
-    base_url = f"http://{settings.http_host}:{settings.http_port}"
-    env.setdefault("SMSLANE_API_KEYS", api_key)
-    env.setdefault("SMSLANE_ADMIN_API_KEYS", admin_key)
-    # Twilio's callbacks must reach this ingress, whatever port it was given.
-    env.setdefault("SMSLANE_PUBLIC_BASE_URL", base_url)
-    env.setdefault("SMSLANE_DATABASE_URL", f"sqlite+aiosqlite:///{var / 'smslane.db'}")
-    metrics_port = settings.worker_metrics_port
-    if "SMSLANE_WORKER_METRICS_PORT" not in os.environ:
-        metrics_port = _pick_port(settings.http_host, metrics_port)
-        env["SMSLANE_WORKER_METRICS_PORT"] = str(metrics_port)
-    env["SMSLANE_DATA_DIR"] = str(var)
-    children: list[Child] = []
-    broker: LocalKafka | None = None
-    code = 1
-    try:
-        try:
-            _say(f"[1/5] Kafka at {settings.kafka_bootstrap_servers}")
-            local = LocalKafka(settings, progress=lambda line: _say(f"      {line}"))
-            if local.recorded_pid() is None:
-                broker = local  # if it starts one, it is ours to stop
-            if local.start(die_with_parent=True).pid is None:
-                broker = None  # someone else's broker answers
-            if use_simulator:
-                sim_port = _pick_port("127.0.0.1", settings.http_port + 1000)
-                sim_url = f"http://127.0.0.1:{sim_port}"
-                env["SMSLANE_TWILIO_API_BASE_URL"] = sim_url
-                env["SMSLANE_TWILIO_LOOKUP_BASE_URL"] = sim_url
-                sim = Child(
-                    "twilio-sim",
-                    [
-                        "twilio-sim", "--port", str(sim_port),
-                        "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
-                        "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
-                        *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if demo else ()),
-                    ],
-                    env, log_dir, die_with_parent=True,
-                )  # fmt: skip
-                children.append(sim)
-                sim.start()
-                _say(f"[2/5] Twilio simulator at {sim_url}, pid {sim.pid} "
-                     "(no real Twilio configured)")  # fmt: skip
-                wait_until(
-                    lambda: sim.check_alive() or _http_ok(f"{sim_url}/_sim/health"), 60, "sim"
-                )
-            else:
-                _say("[2/5] Twilio at " + env["SMSLANE_TWILIO_API_BASE_URL"])
-            ready_file = var / "worker.ready"
-            ready_file.unlink(missing_ok=True)
-            worker = Child("worker", ["worker"], env, log_dir, die_with_parent=True)
-            children.append(worker)
-            worker.start()
-            _say(f"[3/5] worker, pid {worker.pid} (log: {worker.log_path})")
-            wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
-            sink = Child("sink", ["sink"], env, log_dir, die_with_parent=True)
-            children.append(sink)
-            sink.start()
-            _say(f"[4/5] sink into {env['SMSLANE_DATABASE_URL']}, pid {sink.pid} "
-                 f"(log: {sink.log_path})")  # fmt: skip
-            ingress = Child("ingress", ["ingress"], env, log_dir, die_with_parent=True)
-            children.append(ingress)
-            ingress.start()
-            _say(f"[5/5] ingress at {base_url}, pid {ingress.pid} (log: {ingress.log_path})")
-            wait_until(
-                lambda: (
-                    ingress.check_alive() or sink.check_alive() or _http_ok(f"{base_url}/readyz")
-                ),
-                60,
-                "the ingress",
-            )
-            use_case_id = "<use_case_id>"
-            if demo and use_simulator:
-                from smslane.demo import create_demo
-
-                use_case_id = create_demo(base_url, admin_key, SIM_ACCOUNT_SID, SIM_AUTH_TOKEN,
-                                          SIM_SERVICE_SID, SIM_SENDERS)  # fmt: skip
-            elif demo:
-                _say(
-                    "(--demo creates its use case with the Twilio simulator only: "
-                    "SMSLANE_TWILIO_API_BASE_URL is set, so create one with the admin API)"
-                )
-            worker_metrics = (
-                f"http://{settings.http_host}:{metrics_port}/metrics"
-                if metrics_port
-                else "disabled (SMSLANE_WORKER_METRICS_PORT=0)"
-            )
-            _print_welcome(base_url, api_key, admin_key, use_case_id, log_dir, worker_metrics)
-            _watch(children, base_url, api_key, demo=demo)
-        except _Stop:
-            code = 0
-            _say_quietly("\nStopping...")
-        except ChildDied as died:
-            _say_quietly(f"\n{died}\nStopping the others...")
-        except (KafkaError, TimeoutError, httpx.HTTPError) as exc:
-            _say_quietly(f"\nsmslane up: {exc}")
-            for child in children:
-                if not child.alive() or isinstance(exc, TimeoutError):
-                    _say_quietly(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
-    except _Stop:
-        pass  # a signal while a failure was being reported: stop all the same
-    finally:
-        _ignore_signals()
-        _stop_all(children, broker)
-    return code
+    standard output, stop everything; the exit status."""
+    return _Up(settings, demo=demo).run()
 
 
 def _watch(children: list[Child], base_url: str, api_key: str, *, demo: bool) -> None:
