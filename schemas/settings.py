@@ -98,6 +98,22 @@ class Settings(BaseSettings):
         description="How long the sink's fetch may wait for 64 KiB of status events to write "
         "in one transaction: fewer, larger batches under load, at most this much staleness.",
     )
+    reconcile_margin_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="A request interrupted inside the Twilio call (worker killed) is sent again "
+        "only if Twilio has no message for it this long after its first attempt's deadline "
+        "(SMSLANE_SEND_TIMEOUT_SECONDS after the attempt began): by then that attempt can no "
+        "longer arrive. Until then a retry answers 503 with Retry-After.",
+    )
+    status_repair_after_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A record still pending or sent this long after its last change is checked "
+        "against Twilio's own status of the message (Messages fetch), in case its callbacks "
+        "were lost.",
+    )
     provider_max_attempts: int = Field(
         4, ge=1, le=10, description="Attempts at a Twilio call before provider_unavailable."
     )

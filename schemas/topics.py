@@ -13,7 +13,13 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import TypeAdapter
 
 from schemas.config import ConfigChange
-from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequestsValue
+from schemas.events import (
+    LifecycleControl,
+    RawCallback,
+    ReconcileOrder,
+    SendReply,
+    SendRequestsValue,
+)
 from schemas.records import SmsRecord, SmsStatusEvent
 
 T = TypeVar("T")
@@ -68,6 +74,8 @@ class Topics:
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
         "sms.send-replies", "correlation_id", SendReply, 1, retention_ms=3_600_000
     )
+    #: Interrupted requests to reconcile with Twilio, keyed by destination number.
+    RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileOrder, None)
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
     STATUS: ClassVar[TopicSpec] = TopicSpec("sms.status", "record id", SmsStatusEvent, None)

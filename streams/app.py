@@ -18,7 +18,9 @@ from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.reconcile.agent import register as register_reconcile
 from streams.sending.agents import register as register_sending
+from streams.sending.provider import TwilioGateway
 from streams.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,10 @@ def create_app(settings: Settings) -> Worker:
             app, spec.name(prefix), spec.partitions or settings.topic_partitions
         )
 
-    register_sending(worker)
+    gateway = TwilioGateway(settings)  # one HTTP session for every Twilio call
+    worker.closers.append(gateway.close)
+    register_sending(worker, gateway)
+    register_reconcile(worker, gateway)
     register_lifecycle(worker)
     metrics.install(worker)
     return worker

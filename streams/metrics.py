@@ -77,6 +77,21 @@ EVICTED = Counter(
     "Records removed from the worker's hot table: terminal after the retention, unfinished "
     "ones once stale.",
 )
+RECONCILED = Counter(
+    "smslane_worker_reconciled",
+    "Interrupted send requests (cut off inside the Twilio call) by what reconciliation did: "
+    "ordered (asked Twilio), adopted (Twilio had the message), resent (Twilio never got it: "
+    "sent once), waiting (not found yet, the first attempt may still arrive), failed (the "
+    "list call failed: asked again later).",
+    ["outcome"],
+)
+REPAIRED = Counter(
+    "smslane_worker_status_repairs",
+    "Records still pending or sent after SMSLANE_STATUS_REPAIR_AFTER_SECONDS checked against "
+    "Twilio's Messages fetch, by outcome: changed (Twilio's status was applied), unchanged, "
+    "failed (the fetch failed: retried later with backoff).",
+    ["outcome"],
+)
 RECORDS = Gauge(
     "smslane_worker_records",
     "Records in the worker's hot table (record_by_sid, this worker's partitions), by status.",

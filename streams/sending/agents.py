@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +27,12 @@ import faust
 from pydantic import ValidationError
 
 from schemas.config import ConfigChange, config_key
-from schemas.events import ExpireOutcome, SendRequest
+from schemas.events import ExpireOutcome, Reconciled, ReconcileOrder, SendRequest
 from schemas.topics import Topics
 from streams import metrics
-from streams.sending import decision
+from streams.sending import checks, decision
 from streams.sending.admission import Answer, Batch, BatchAdmission, Incoming, SameRequest
-from streams.sending.outcomes import OutcomeTable
+from streams.sending.outcomes import Outcome, OutcomeTable
 from streams.sending.provider import TwilioGateway
 from streams.sending.sender import Sender
 from streams.tables import bind_event, changelog_table
@@ -44,14 +45,17 @@ BATCH_WITHIN_S = 0.005
 #: Batches being decided at once (each up to BATCH_SIZE requests).
 MAX_BATCHES_IN_FLIGHT = 8
 REQUESTS = Topics.SEND_REQUESTS.codec
+#: How often interrupted requests are looked for and reconciliation is asked again.
+RECONCILE_EVERY_S = 5.0
 
 
 class SendAgent:
     """``send_messages`` and its expiry timer, one method per step."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, gateway: TwilioGateway) -> None:
         self.app, self.settings = worker.app, worker.settings
         self.requests_topic = worker.topic(Topics.SEND_REQUESTS.base_name)
+        self.reconcile_topic = worker.topic(Topics.RECONCILE.base_name)
         self.created_topic = worker.topic(Topics.CREATED.base_name)
         self.config_topic = worker.topic(Topics.CONFIG.base_name)
         table = changelog_table(
@@ -59,10 +63,13 @@ class SendAgent:
             partitions=self.settings.topic_partitions,
         )  # fmt: skip
         self.outcomes = OutcomeTable(table)
-        gateway = TwilioGateway(self.settings)
-        worker.closers.append(gateway.close)
         self.sender = Sender(worker, gateway)
-        self.admission = BatchAdmission(self.outcomes, bind=bind_event)
+        self.admission = BatchAdmission(
+            self.outcomes, bind=bind_event,
+            send_timeout_s=self.settings.send_timeout_seconds,
+            reconcile_margin_s=self.settings.reconcile_margin_seconds,
+        )  # fmt: skip
+        self.interrupted = InterruptedIndex()
         self._reply_topics: dict[str, faust.TopicT] = {}
         self._slots = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
         self._running: set[asyncio.Task[None]] = set()
@@ -80,7 +87,8 @@ class SendAgent:
                 await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
 
     def _start(self, stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
-        batch = Batch(self._decode(events))
+        incoming, reconciled = self._decode(events)
+        batch = Batch(incoming, reconciled=reconciled)
         try:
             self.admission.admit(batch, _now())
         except Exception:
@@ -94,10 +102,14 @@ class SendAgent:
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda _: self._slots.release())
 
-    def _decode(self, events: Sequence[faust.EventT]) -> list[Incoming]:
-        """The batch's send requests; expiry orders are applied, stale events skipped."""
+    def _decode(
+        self, events: Sequence[faust.EventT]
+    ) -> tuple[list[Incoming], list[tuple[faust.EventT, Reconciled, float]]]:
+        """The batch's send requests and reconciliation results; expiry orders are
+        applied, stale events skipped."""
         generation = self.app.consumer_generation_id
         decoded = []
+        reconciled = []
         for event in events:
             if event.message.generation_id != generation:
                 # Taken before a rebalance: its partition may be another worker's now, which
@@ -106,21 +118,24 @@ class SendAgent:
             value = self._value(event)
             if isinstance(value, ExpireOutcome):
                 self._forget_expired(event, value)
+            elif isinstance(value, Reconciled):
+                deadline = time.time() + self.settings.send_timeout_seconds
+                reconciled.append((event, value, deadline))
             elif value is not None:
                 deadline = decision.send_deadline(
                     event.message.timestamp, event.message.timestamp_type, value.received_at,
                     self.settings.send_timeout_seconds,
                 )  # fmt: skip
                 decoded.append(Incoming(event, value, deadline))
-        return decoded
+        return decoded, reconciled
 
     @staticmethod
-    def _value(event: faust.EventT) -> SendRequest | ExpireOutcome | None:
+    def _value(event: faust.EventT) -> SendRequest | ExpireOutcome | Reconciled | None:
         message = event.message
         try:
             if not isinstance(event.value, bytes):
                 raise ValueError("no value")
-            value: SendRequest | ExpireOutcome = REQUESTS.decode(event.value)
+            value: SendRequest | ExpireOutcome | Reconciled = REQUESTS.decode(event.value)
             return value
         except (ValidationError, ValueError) as exc:
             log.error(
@@ -134,8 +149,10 @@ class SendAgent:
         self, stream: faust.StreamT, events: Sequence[faust.EventT], batch: Batch
     ) -> None:
         try:
+            await self._adopt(batch)
             await self._decide(batch)
             await self._answer(batch)
+            await self._order_reconciliation(batch.interrupted)
         except Exception:
             # A bug, not a provider error (those are outcomes): requests left without a reply
             # get the ingress's 504, and their in-flight markers keep retries from Twilio.
@@ -176,7 +193,7 @@ class SendAgent:
 
     async def _answer(self, batch: Batch) -> None:
         """Record, publish and reply, in the batch's order, each bound to its event."""
-        for item in batch.incoming:
+        for item in [*batch.incoming, *batch.resends]:
             same = SameRequest.of(item.request)
             answer = batch.answers[same]
             if batch.firsts[same] is not item:  # a duplicate in the batch: replay it
@@ -184,14 +201,25 @@ class SendAgent:
             metrics.send_decided(answer.outcome.error, answer.decided_here)
             bind_event(item.event)
             if answer.decided_here:
-                self._record(item.request.request_id, answer)
+                self._record(item.request, answer)
             await self._publish(item.request, answer)
+            if item in batch.resends:
+                self._count_resend(item.request, answer.outcome)
 
-    def _record(self, request_id: UUID, answer: Answer) -> None:
-        if decision.forget_after(answer.outcome):
+    def _record(self, request: SendRequest, answer: Answer) -> None:
+        request_id = request.request_id
+        if answer.outcome.in_flight:
+            # Twilio may have it: the marker stays (with its time and request), and
+            # reconciliation finds out.
+            marker = self.outcomes.get(request_id)
+            if marker is not None:
+                self.interrupted.add(marker)
+        elif decision.forget_after(answer.outcome):
             self.outcomes.forget(request_id)  # Twilio did not take it: a retry runs afresh
+            self.interrupted.discard(request_id)
         else:
             self.outcomes.record(request_id, answer.outcome)
+            self.interrupted.discard(request_id)
 
     async def _publish(self, request: SendRequest, answer: Answer) -> None:
         outcome = answer.outcome
@@ -219,6 +247,71 @@ class SendAgent:
             )  # fmt: skip
         return self._reply_topics[name]
 
+    # -- reconciliation ----------------------------------------------------------------
+
+    async def _adopt(self, batch: Batch) -> None:
+        """Record the messages Twilio had for interrupted requests, and publish them."""
+        for event, outcome in batch.adoptions:
+            assert outcome.record is not None
+            bind_event(event)
+            request_id = UUID(bytes=event.key) if isinstance(event.key, bytes) else None
+            if request_id is None:
+                continue
+            self.outcomes.record(request_id, outcome)
+            self.interrupted.discard(request_id)
+            metrics.RECONCILED.labels("adopted").inc()
+            log.info(
+                "reconciled: Twilio had message %s for interrupted request %s; adopted",
+                outcome.record.message_sid, request_id,
+                extra={"message_sid": outcome.record.message_sid,
+                       "record_id": str(outcome.record.id)},
+            )  # fmt: skip
+            await self.created_topic.send(
+                key=outcome.record.message_sid.encode(),
+                value=Topics.CREATED.codec.encode(outcome.record), force=True,
+            )  # fmt: skip
+
+    def _count_resend(self, request: SendRequest, outcome: Outcome) -> None:
+        metrics.RECONCILED.labels("resent").inc()
+        sid = outcome.record.message_sid if outcome.record else None
+        log.info(
+            "reconciled: Twilio never got interrupted request %s; sent it once: %s %s",
+            request.request_id, outcome.status_code, sid or "",
+            extra={"message_sid": sid} if sid else {},
+        )  # fmt: skip
+
+    async def _order_reconciliation(self, markers: Sequence[Outcome]) -> None:
+        """Ask the reconciler (keyed by destination) about each interrupted request."""
+        for marker in markers:
+            request = marker.request
+            if request is None or not self.interrupted.due(request.request_id, time.time()):
+                continue
+            self.interrupted.add(marker)
+            order = ReconcileOrder(request=request, marker_at=marker.decided_at)
+            await self.reconcile_topic.send(
+                key=reconcile_key(request), value=Topics.RECONCILE.codec.encode(order),
+                force=True,
+            )  # fmt: skip
+            metrics.RECONCILED.labels("ordered").inc()
+
+    async def reconcile_interrupted(self) -> None:
+        """Timer: find interrupted requests (after a start or a rebalance, by a scan) and
+        ask about each again until it is resolved — also when no client retries."""
+        generation = self.app.consumer_generation_id
+        if generation != self.interrupted.scanned_generation:
+            self.interrupted.scanned_generation = generation
+            for scanned, (_, outcome) in enumerate(self.outcomes.scan(), start=1):
+                if scanned % 1000 == 0:
+                    await asyncio.sleep(0)
+                if outcome.in_flight and outcome.request is not None:
+                    self.interrupted.add(outcome)
+        pending = [
+            m for m in self.interrupted.markers()
+            if m.request is not None and not self.admission.is_deciding(m.request.request_id)
+            and (_now() - m.decided_at).total_seconds() >= RECONCILE_EVERY_S
+        ]  # fmt: skip
+        await self._order_reconciliation(pending)
+
     # -- expiry ------------------------------------------------------------------------
 
     def _forget_expired(self, event: faust.EventT, order: ExpireOutcome) -> None:
@@ -242,11 +335,49 @@ class SendAgent:
                 await self.requests_topic.send(key=key, value=order)
 
 
-def register(worker: Worker) -> SendAgent:
-    """Declare the send agent, its table and its timer on the worker's app."""
-    agent = SendAgent(worker)
+class InterruptedIndex:
+    """This worker's interrupted requests (markers with no outcome), and when each was last
+    asked about: reconciliation is asked at most every :data:`RECONCILE_EVERY_S`."""
+
+    def __init__(self) -> None:
+        self._markers: dict[UUID, Outcome] = {}
+        self._asked_at: dict[UUID, float] = {}
+        #: The consumer generation of the last full scan (a rebalance brings new markers).
+        self.scanned_generation: int | None = None
+
+    def add(self, marker: Outcome) -> None:
+        if marker.request is not None:
+            self._markers[marker.request.request_id] = marker
+
+    def discard(self, request_id: UUID) -> None:
+        self._markers.pop(request_id, None)
+        self._asked_at.pop(request_id, None)
+
+    def due(self, request_id: UUID, now: float) -> bool:
+        """Whether to ask about it now (and note that it is asked)."""
+        if now - self._asked_at.get(request_id, 0.0) < RECONCILE_EVERY_S:
+            return False
+        self._asked_at[request_id] = now
+        return True
+
+    def markers(self) -> list[Outcome]:
+        return list(self._markers.values())
+
+
+def reconcile_key(request: SendRequest) -> bytes:
+    """The key of a reconcile order: the destination as the send path normalises it."""
+    destination = checks.parse_destination(request.to_phone_number)
+    if isinstance(destination, checks.Destination):
+        return destination.e164.encode()
+    return request.to_phone_number.encode()
+
+
+def register(worker: Worker, gateway: TwilioGateway) -> SendAgent:
+    """Declare the send agent, its table and its timers on the worker's app."""
+    agent = SendAgent(worker, gateway)
     worker.app.agent(agent.requests_topic, name="send_messages")(agent.run)
     worker.app.timer(interval=3600.0)(agent.expire_outcomes)
+    worker.app.timer(interval=RECONCILE_EVERY_S)(agent.reconcile_interrupted)
     return agent
 
 
