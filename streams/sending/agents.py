@@ -21,19 +21,19 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import faust
 from pydantic import ValidationError
 
 from schemas.config import ConfigChange, config_key
-from schemas.events import ExpireOutcome, Reconciled, ReconcileOrder, SendRequest
+from schemas.events import ExpireOutcome, Reconciled, SendRequest
 from schemas.topics import Topics
 from streams import metrics
-from streams.sending import checks, decision
+from streams.sending import decision
 from streams.sending.admission import Answer, Batch, BatchAdmission, Incoming, SameRequest
-from streams.sending.outcomes import Outcome, OutcomeTable
+from streams.sending.outcomes import OutcomeTable
 from streams.sending.provider import TwilioGateway
+from streams.sending.reconciling import RECONCILE_EVERY_S, Reconciling
 from streams.sending.sender import Sender
 from streams.tables import bind_event, changelog_table
 from streams.worker import Worker
@@ -45,8 +45,6 @@ BATCH_WITHIN_S = 0.005
 #: Batches being decided at once (each up to BATCH_SIZE requests).
 MAX_BATCHES_IN_FLIGHT = 8
 REQUESTS = Topics.SEND_REQUESTS.codec
-#: How often interrupted requests are looked for and reconciliation is asked again.
-RECONCILE_EVERY_S = 5.0
 
 
 class SendAgent:
@@ -69,7 +67,10 @@ class SendAgent:
             send_timeout_s=self.settings.send_timeout_seconds,
             reconcile_margin_s=self.settings.reconcile_margin_seconds,
         )  # fmt: skip
-        self.interrupted = InterruptedIndex()
+        self.reconciling = Reconciling(
+            self.app, self.outcomes, self.admission, self.created_topic, self.reconcile_topic
+        )
+        self.interrupted = self.reconciling.index
         self._reply_topics: dict[str, faust.TopicT] = {}
         self._slots = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
         self._running: set[asyncio.Task[None]] = set()
@@ -149,10 +150,10 @@ class SendAgent:
         self, stream: faust.StreamT, events: Sequence[faust.EventT], batch: Batch
     ) -> None:
         try:
-            await self._adopt(batch)
+            await self.reconciling.adopt(batch)
             await self._decide(batch)
             await self._answer(batch)
-            await self._order_reconciliation(batch.interrupted)
+            await self.reconciling.order(batch.interrupted)
         except Exception:
             # A bug, not a provider error (those are outcomes): requests left without a reply
             # get the ingress's 504, and their in-flight markers keep retries from Twilio.
@@ -204,7 +205,7 @@ class SendAgent:
                 self._record(item.request, answer)
             await self._publish(item.request, answer)
             if item in batch.resends:
-                self._count_resend(item.request, answer.outcome)
+                self.reconciling.count_resend(item.request, answer.outcome)
 
     def _record(self, request: SendRequest, answer: Answer) -> None:
         request_id = request.request_id
@@ -247,71 +248,6 @@ class SendAgent:
             )  # fmt: skip
         return self._reply_topics[name]
 
-    # -- reconciliation ----------------------------------------------------------------
-
-    async def _adopt(self, batch: Batch) -> None:
-        """Record the messages Twilio had for interrupted requests, and publish them."""
-        for event, outcome in batch.adoptions:
-            assert outcome.record is not None
-            bind_event(event)
-            request_id = UUID(bytes=event.key) if isinstance(event.key, bytes) else None
-            if request_id is None:
-                continue
-            self.outcomes.record(request_id, outcome)
-            self.interrupted.discard(request_id)
-            metrics.RECONCILED.labels("adopted").inc()
-            log.info(
-                "reconciled: Twilio had message %s for interrupted request %s; adopted",
-                outcome.record.message_sid, request_id,
-                extra={"message_sid": outcome.record.message_sid,
-                       "record_id": str(outcome.record.id)},
-            )  # fmt: skip
-            await self.created_topic.send(
-                key=outcome.record.message_sid.encode(),
-                value=Topics.CREATED.codec.encode(outcome.record), force=True,
-            )  # fmt: skip
-
-    def _count_resend(self, request: SendRequest, outcome: Outcome) -> None:
-        metrics.RECONCILED.labels("resent").inc()
-        sid = outcome.record.message_sid if outcome.record else None
-        log.info(
-            "reconciled: Twilio never got interrupted request %s; sent it once: %s %s",
-            request.request_id, outcome.status_code, sid or "",
-            extra={"message_sid": sid} if sid else {},
-        )  # fmt: skip
-
-    async def _order_reconciliation(self, markers: Sequence[Outcome]) -> None:
-        """Ask the reconciler (keyed by destination) about each interrupted request."""
-        for marker in markers:
-            request = marker.request
-            if request is None or not self.interrupted.due(request.request_id, time.time()):
-                continue
-            self.interrupted.add(marker)
-            order = ReconcileOrder(request=request, marker_at=marker.decided_at)
-            await self.reconcile_topic.send(
-                key=reconcile_key(request), value=Topics.RECONCILE.codec.encode(order),
-                force=True,
-            )  # fmt: skip
-            metrics.RECONCILED.labels("ordered").inc()
-
-    async def reconcile_interrupted(self) -> None:
-        """Timer: find interrupted requests (after a start or a rebalance, by a scan) and
-        ask about each again until it is resolved — also when no client retries."""
-        generation = self.app.consumer_generation_id
-        if generation != self.interrupted.scanned_generation:
-            self.interrupted.scanned_generation = generation
-            for scanned, (_, outcome) in enumerate(self.outcomes.scan(), start=1):
-                if scanned % 1000 == 0:
-                    await asyncio.sleep(0)
-                if outcome.in_flight and outcome.request is not None:
-                    self.interrupted.add(outcome)
-        pending = [
-            m for m in self.interrupted.markers()
-            if m.request is not None and not self.admission.is_deciding(m.request.request_id)
-            and (_now() - m.decided_at).total_seconds() >= RECONCILE_EVERY_S
-        ]  # fmt: skip
-        await self._order_reconciliation(pending)
-
     # -- expiry ------------------------------------------------------------------------
 
     def _forget_expired(self, event: faust.EventT, order: ExpireOutcome) -> None:
@@ -335,49 +271,12 @@ class SendAgent:
                 await self.requests_topic.send(key=key, value=order)
 
 
-class InterruptedIndex:
-    """This worker's interrupted requests (markers with no outcome), and when each was last
-    asked about: reconciliation is asked at most every :data:`RECONCILE_EVERY_S`."""
-
-    def __init__(self) -> None:
-        self._markers: dict[UUID, Outcome] = {}
-        self._asked_at: dict[UUID, float] = {}
-        #: The consumer generation of the last full scan (a rebalance brings new markers).
-        self.scanned_generation: int | None = None
-
-    def add(self, marker: Outcome) -> None:
-        if marker.request is not None:
-            self._markers[marker.request.request_id] = marker
-
-    def discard(self, request_id: UUID) -> None:
-        self._markers.pop(request_id, None)
-        self._asked_at.pop(request_id, None)
-
-    def due(self, request_id: UUID, now: float) -> bool:
-        """Whether to ask about it now (and note that it is asked)."""
-        if now - self._asked_at.get(request_id, 0.0) < RECONCILE_EVERY_S:
-            return False
-        self._asked_at[request_id] = now
-        return True
-
-    def markers(self) -> list[Outcome]:
-        return list(self._markers.values())
-
-
-def reconcile_key(request: SendRequest) -> bytes:
-    """The key of a reconcile order: the destination as the send path normalises it."""
-    destination = checks.parse_destination(request.to_phone_number)
-    if isinstance(destination, checks.Destination):
-        return destination.e164.encode()
-    return request.to_phone_number.encode()
-
-
 def register(worker: Worker, gateway: TwilioGateway) -> SendAgent:
     """Declare the send agent, its table and its timers on the worker's app."""
     agent = SendAgent(worker, gateway)
     worker.app.agent(agent.requests_topic, name="send_messages")(agent.run)
     worker.app.timer(interval=3600.0)(agent.expire_outcomes)
-    worker.app.timer(interval=RECONCILE_EVERY_S)(agent.reconcile_interrupted)
+    worker.app.timer(interval=RECONCILE_EVERY_S)(agent.reconciling.tick)
     return agent
 
 
