@@ -1,12 +1,18 @@
-"""Every Kafka topic of smslane in one place: name, key, value type, partitions, cleanup.
+"""Every Kafka topic of smslane in one place: name, key, value type, partitions, configs.
 
 Names get ``SMSLANE_TOPIC_PREFIX`` in front (empty by default), so the downstream topic is
 exactly ``sms.status`` unless an operator chooses otherwise; tests use a unique prefix each.
+
+``sms.status`` is compacted, never deleted by age: the latest version of every record stays
+forever, so the store can always be rebuilt from offset 0 (``smslane store rebuild``). Every
+version younger than ``STATUS_MIN_COMPACTION_LAG_MS`` (24 h) is kept too, so a consumer that
+is less than a day behind still sees each change, not only the last one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -21,6 +27,10 @@ from schemas.events import (
     SendRequestsValue,
 )
 from schemas.records import SmsRecord, SmsStatusEvent
+
+#: How long every version on ``sms.status`` stays before compaction may drop it for a newer
+#: one of the same record (Kafka's ``min.compaction.lag.ms``): a day of full history.
+STATUS_MIN_COMPACTION_LAG_MS = 24 * 60 * 60 * 1000
 
 T = TypeVar("T")
 
@@ -51,12 +61,15 @@ class TopicSpec:
     #: Faust tables fed by them are co-partitioned).
     partitions: int | None
     cleanup_policy: Literal["delete", "compact"] = "delete"
-    retention_ms: int | None = None
-    #: Further topic configs, e.g. the broker's clock for record timestamps.
-    configs: tuple[tuple[str, str], ...] = ()
+    #: Other topic-level configs (Kafka's names and string values, e.g. ``retention.ms``).
+    configs: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def name(self, prefix: str = "") -> str:
         return f"{prefix}{self.base_name}"
+
+    def topic_configs(self) -> dict[str, str]:
+        """Every config the catalog sets on this topic, ``cleanup.policy`` included."""
+        return {"cleanup.policy": self.cleanup_policy, **self.configs}
 
     @cached_property
     def codec(self) -> Codec[Any]:
@@ -69,16 +82,19 @@ class Topics:
     #: Stamped by the broker (LogAppendTime): the worker's send deadline uses that clock.
     SEND_REQUESTS: ClassVar[TopicSpec] = TopicSpec(
         "sms.send-requests", "request_id", SendRequestsValue, None,
-        configs=(("message.timestamp.type", "LogAppendTime"),),
+        configs={"message.timestamp.type": "LogAppendTime"},
     )  # fmt: skip
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
-        "sms.send-replies", "correlation_id", SendReply, 1, retention_ms=3_600_000
+        "sms.send-replies", "correlation_id", SendReply, 1, configs={"retention.ms": "3600000"}
     )
     #: Interrupted requests to reconcile with Twilio, keyed by destination number.
     RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileOrder, None)
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
-    STATUS: ClassVar[TopicSpec] = TopicSpec("sms.status", "record id", SmsStatusEvent, None)
+    STATUS: ClassVar[TopicSpec] = TopicSpec(
+        "sms.status", "record id", SmsStatusEvent, None, cleanup_policy="compact",
+        configs={"min.compaction.lag.ms": str(STATUS_MIN_COMPACTION_LAG_MS)},
+    )  # fmt: skip
     LIFECYCLE_CONTROL: ClassVar[TopicSpec] = TopicSpec(
         "sms.lifecycle-control", "message_sid", LifecycleControl, None
     )
@@ -98,10 +114,14 @@ async def ensure_topics(
 ) -> list[str]:
     """Create every catalog topic that does not exist yet; return the names created.
 
-    Idempotent: existing topics are left as they are, and a concurrent creator is fine.
+    An existing catalog topic gets the catalog's configs (``cleanup.policy``, …) where its own
+    differ, each change logged; its other configs and its partitions are left as they are.
+    Idempotent, and a concurrent creator is fine.
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
+
+    from schemas.kafka_admin import align_topic_configs
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
@@ -114,18 +134,25 @@ async def ensure_topics(
             name = spec.name(prefix)
             if name in existing:
                 continue
-            configs: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
-            if spec.retention_ms is not None:
-                configs["retention.ms"] = str(spec.retention_ms)
-            configs.update(spec.configs)
+            configs = spec.topic_configs()
             wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
         created = []
         for topic in wanted:  # one by one: a concurrent creator fails only its own topic
             try:
-                await admin.create_topics([topic])
-                created.append(topic.name)
+                response = await admin.create_topics([topic])
             except TopicAlreadyExistsError:
-                pass
+                continue
+            # The broker answers per topic: "already exists" (another creator came first, or
+            # the topic was made after list_topics) is not a creation of ours.
+            codes = [error[1] for error in getattr(response, "topic_errors", ())]
+            if TopicAlreadyExistsError.errno in codes:
+                existing.add(topic.name)
+            else:
+                created.append(topic.name)
+        await align_topic_configs(
+            admin,
+            {s.name(prefix): s.topic_configs() for s in Topics.all() if s.name(prefix) in existing},
+        )
         return created
     finally:
         await admin.close()

@@ -1,4 +1,12 @@
-"""The two errors callers of the store handle: the store is down, or a cursor is malformed."""
+"""The two errors callers of the store handle: the store is down, or a cursor is malformed;
+and how a database error is told apart: the server's state (retry) or the row's data (skip).
+
+PostgreSQL names every error with a SQLSTATE; its class (the first two characters) says
+whose fault it is. A read-only transaction (25006, a standby after a failover), a deadlock
+(40P01), a serialization failure (40001), a lock timeout (55P03), too many connections
+(53300), a shutdown (57P01-57P03) or a lost connection (08) is about the server: the same
+write succeeds later. Only data and constraint errors (22, 23) are about the row.
+"""
 
 from __future__ import annotations
 
@@ -29,19 +37,57 @@ class InvalidCursor(InvalidRequest, ValueError):
     default_detail = "cursor: not a cursor returned by this API; start again without it."
 
 
-#: asyncpg errors that mean "the server is not there or not taking work", not "bad query".
+#: asyncpg errors that mean "the connection is gone", not "bad query" (InterfaceError has no
+#: SQLSTATE).
 _ASYNCPG_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
 )
 
+#: SQLSTATE classes (the first two characters) about the server's state, not the statement:
+#: 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
+#: 53 insufficient resources (too many connections, disk full), 57 operator intervention
+#: (admin or crash shutdown, cannot connect now, query cancelled), 58 system error (I/O).
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+#: Single SQLSTATEs of that kind in other classes: read-only transaction (a standby after a
+#: failover, or ``default_transaction_read_only``), idle-in-transaction and transaction
+#: timeouts (the server ended the session), lock not available (``lock_timeout``).
+UNAVAILABLE_SQLSTATES = frozenset({"25006", "25P03", "25P04", "55P03"})
+#: SQLSTATE classes about the values written: 22 data exception, 23 integrity violation.
+ROW_SQLSTATE_CLASSES = frozenset({"22", "23"})
+
+
+def sqlstate_is_unavailable(code: str) -> bool:
+    """Whether SQLSTATE ``code`` says the server cannot take the work now (retry it)."""
+    return code[:2] in UNAVAILABLE_SQLSTATE_CLASSES or code in UNAVAILABLE_SQLSTATES
+
+
+def sqlstate_is_row_error(code: str) -> bool:
+    """Whether SQLSTATE ``code`` is about the row's values (retrying cannot help)."""
+    return code[:2] in ROW_SQLSTATE_CLASSES
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver error SQLAlchemy wrapped (if any), and what each was raised from."""
+    chain = [exc]
+    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, BaseException):
+        chain.append(exc.orig)
+    return [*chain, *(e.__cause__ for e in chain if e.__cause__ is not None)]
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind ``exc`` (asyncpg's errors and SQLAlchemy's wrappers of
+    them carry one), or ``None``."""
+    for error in _chain(exc):
+        code = getattr(error, "sqlstate", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+    return None
+
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database is down or busy (as opposed to a bug or bad data)."""
+    """Whether ``exc`` says the database is down, busy or not writable now (retry later), as
+    opposed to a bug or bad data."""
     if isinstance(
         exc,
         sa_exc.OperationalError
@@ -52,12 +98,21 @@ def is_unavailable(exc: BaseException) -> bool:
         | TimeoutError,
     ):
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        cause = exc.orig.__cause__ if exc.orig is not None else None
-        return isinstance(exc.orig, _ASYNCPG_UNAVAILABLE) or isinstance(cause, _ASYNCPG_UNAVAILABLE)
-    return isinstance(exc, _ASYNCPG_UNAVAILABLE)
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    code = sqlstate(exc)
+    if code is not None:
+        return sqlstate_is_unavailable(code)
+    return any(isinstance(error, _ASYNCPG_UNAVAILABLE) for error in _chain(exc))
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Whether the database refused ``exc``'s statement for the values it writes (a data or
+    constraint error): the only refusal after which a writer may skip the row."""
+    code = sqlstate(exc)
+    if code is not None:
+        return sqlstate_is_row_error(code)
+    return isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError)
 
 
 @contextmanager

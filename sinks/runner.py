@@ -6,9 +6,14 @@ version-ordered upsert makes the replay harmless, so the table always converges 
 uninterrupted run would have written.
 
 A value that is not an :class:`SmsStatusEvent` is logged (topic, partition, offset) and
-skipped. When the database is down, the same batch is retried with bounded exponential
-backoff for as long as it takes, while the partitions are paused (the consumer keeps polling,
-so it stays in its group); nothing is dropped, reordered or committed past it.
+skipped, and so is a row the database refuses for its own values (a data or constraint
+error, ``sinks.errors.is_row_error``). Any other refusal holds the batch: when the database
+is down or cannot take writes now (read-only after a failover, deadlock, serialization
+failure, lock timeout, too many connections, shutdown: ``sinks.errors.is_unavailable``), and
+also when it fails for a reason that is no row's (logged as an error), the same batch is
+retried with bounded exponential backoff for as long as it takes, while the partitions are
+paused (the consumer keeps polling, so it stays in its group); nothing is dropped, reordered
+or committed past it.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
-from sinks.errors import StoreUnavailable
+from sinks.errors import StoreUnavailable, is_row_error, sqlstate
 from sinks.store import Store
 
 log = logging.getLogger(__name__)
@@ -137,7 +142,7 @@ async def run_sink(
                 throughput.maybe_log()
                 continue
             events = decode_batch(batch)
-            rows = await _write(consumer, store, events, stop, backoff)
+            rows = await write_batch(consumer, store, events, stop, backoff)
             if rows is None:
                 break  # stopped while the database was down: nothing committed
             await _commit(consumer, batch)
@@ -188,29 +193,28 @@ async def _open_store(url: str, stop: asyncio.Event, backoff: Backoff) -> Store 
             return None
 
 
-async def _write(
+async def write_batch(
     consumer: AIOKafkaConsumer,
     store: Store,
     events: Sequence[SmsStatusEvent],
     stop: asyncio.Event,
     backoff: Backoff,
 ) -> int | None:
-    """Upsert ``events``, retrying while the store is down; ``None`` if stopped meanwhile."""
+    """Upsert ``events`` (skipping only rows the database refuses for their values), holding
+    the batch and retrying while the store refuses it otherwise; ``None`` if stopped meanwhile.
+
+    ``consumer``'s partitions are paused while the batch is held (and resumed after), so a
+    group member keeps its partitions. The sink and ``smslane store rebuild`` both write
+    through here.
+    """
     attempt = 0
     while True:
         attempt += 1
         try:
             rows = await _upsert_or_skip_bad_rows(store, events)
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, SQLAlchemyError) as exc:
             delay = backoff.delay(attempt)
-            log.warning(
-                "sink: store unavailable, batch of %d events held (attempt %d), retry in %.2fs: %s",
-                len(events),
-                attempt,
-                delay,
-                exc,
-                extra={"attempt": attempt, "events": len(events)},
-            )
+            _log_held(exc, len(events), attempt, delay)
             if await _wait_paused(consumer, stop, delay):
                 return None
             continue
@@ -220,23 +224,43 @@ async def _write(
         return rows
 
 
+def _log_held(exc: Exception, events: int, attempt: int, delay: float) -> None:
+    """A held batch: a warning while the store is unavailable; an error when the database
+    refuses it for a reason that is neither its state nor the rows (a bug to look at)."""
+    extra = {"attempt": attempt, "events": events}
+    if isinstance(exc, StoreUnavailable):
+        log.warning(
+            "sink: store unavailable, batch of %d events held (attempt %d), retry in %.2fs: %s",
+            events, attempt, delay, exc, extra=extra,
+        )  # fmt: skip
+        return
+    # The driver's own message (SQLAlchemy's adds the statement and every row's values).
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    log.error(
+        "sink: the store refuses the batch of %d events for a reason other than its rows "
+        "(SQLSTATE %s), held (attempt %d), retry in %.2fs: %s: %s",
+        events, sqlstate(exc), attempt, delay, type(exc).__name__, reason,
+        extra={**extra, "sqlstate": sqlstate(exc)},
+    )  # fmt: skip
+
+
 async def _upsert_or_skip_bad_rows(store: Store, events: Sequence[SmsStatusEvent]) -> int:
-    """Upsert the batch; if the database refuses it for its data (not for being down),
+    """Upsert the batch; if the database refuses it for its data (see ``is_row_error``),
     upsert row by row and skip, with a log line, only the rows it refuses, so one bad row
-    never stops materialization."""
+    never stops materialization. Any other refusal is raised: the batch is held."""
     try:
         return await store.upsert_records(events)
-    except StoreUnavailable:
-        raise
     except SQLAlchemyError as exc:
+        if not is_row_error(exc):
+            raise
         log.error("sink: batch of %d refused (%s); writing row by row", len(events), exc)
     rows = 0
     for event in events:
         try:
             rows += await store.upsert_records([event])
-        except StoreUnavailable:
-            raise
         except SQLAlchemyError as exc:
+            if not is_row_error(exc):
+                raise
             log.error(
                 "sink: skipping record %s version %d the store refuses: %s",
                 event.id, event.version, type(exc).__name__,

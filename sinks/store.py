@@ -29,7 +29,12 @@ from sqlalchemy.sql.dml import Insert
 
 from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
 from sinks.cursor import decode_cursor, encode_cursor
-from sinks.errors import InvalidCursor, StoreUnavailable, unavailable_as_store_error
+from sinks.errors import (
+    InvalidCursor,
+    StoreUnavailable,
+    is_unavailable,
+    unavailable_as_store_error,
+)
 from sinks.migrate import upgrade
 from sinks.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
 
@@ -118,9 +123,22 @@ class Store:
         # Sorted by id: concurrent writers lock rows in the same order, so never deadlock.
         rows = [event_row(latest[key], now) for key in sorted(latest)]
         with unavailable_as_store_error():
-            async with self._writer.begin() as connection:
-                result = await connection.execute(self._upsert, rows)
-                return len(result.all())
+            async with self._writer.connect() as connection:
+                try:
+                    async with connection.begin():
+                        result = await connection.execute(self._upsert, rows)
+                        return len(result.all())
+                except Exception as exc:
+                    if self._discard_after(exc) and not connection.invalidated:
+                        await connection.invalidate(exc)
+                    raise
+
+    def _discard_after(self, exc: BaseException) -> bool:
+        """Whether the connection a write failed on must not be reused: a PostgreSQL session
+        refused for the server's state (read-only: a standby after a failover, or opened
+        under ``default_transaction_read_only``) would fail the retry too. (A SQLite
+        connection is kept: in memory, it is the database.)"""
+        return self._engine.dialect.name == "postgresql" and is_unavailable(exc)
 
     async def get_record(self, record_id: UUID) -> SmsRecord | None:
         """The record with this id, or ``None``."""

@@ -20,6 +20,28 @@ examples:
   smslane up --demo            everything on this machine, with a demo use case
   smslane kafka start          a local single-node Kafka broker (KRaft, no Docker)
   smslane worker               the stream worker (send, lifecycle, configuration agents)
+  smslane store rebuild --database-url URL
+                               fill an empty store from sms.status, read from offset 0
+"""
+
+_REBUILD_DESCRIPTION = """\
+Fill an empty store from the Kafka topic sms.status (SMSLANE_TOPIC_PREFIX + sms.status),
+read from offset 0 up to the end offsets taken at the start, with the sink's own upserts.
+sms.status is compacted, so it holds the latest version of every record: the result is the
+store the sink would have written (only the sink's write time, sink_updated_at, differs).
+The rebuild reads without a consumer group and commits nothing. It refuses a database that
+already holds records unless --force. Progress goes to standard error (a bar on a terminal,
+otherwise a line every few seconds); a summary to standard output. Exit status: 0 done,
+1 refused or database unreachable, 130 interrupted (run it again with --force to finish)."""
+
+_REBUILD_EPILOG = """\
+moving the store from SQLite to PostgreSQL:
+  1. create the PostgreSQL database (empty; the schema is created by the rebuild)
+  2. stop the sink (`smslane sink`): it must not commit past the end the rebuild reads to
+  3. smslane store rebuild --database-url postgresql+asyncpg://USER@HOST:5432/smslane
+  4. set SMSLANE_DATABASE_URL to that URL for the sink and the ingress, then start the sink
+     and restart the ingress: the sink resumes from its committed offsets, which the
+     rebuild already covers (applying them again changes nothing)
 """
 
 
@@ -64,6 +86,14 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
 
     run_sink(settings)
     return 0
+
+
+def _store(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.rebuild import run_rebuild
+
+    return run_rebuild(
+        settings, database_url=args.database_url, force=args.force, batch_size=args.batch_size
+    )
 
 
 def _ingress(settings: Settings, args: argparse.Namespace) -> int:
@@ -127,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.set_defaults(run=run)
 
+    _add_store(sub)
+
     sim = sub.add_parser(
         "twilio-sim",
         help="the Twilio simulator, for development, demos, tests and benchmarks",
@@ -135,6 +167,39 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(run=None)
     return parser
+
+
+def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    store = sub.add_parser(
+        "store",
+        help="operate on the SQL store: rebuild it from sms.status",
+        description="Operations on the SQL store of records.",
+    )
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rebuild = actions.add_parser(
+        "rebuild",
+        help="fill an empty store from sms.status, read from offset 0",
+        description=_REBUILD_DESCRIPTION,
+        epilog=_REBUILD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rebuild.add_argument(
+        "--database-url",
+        required=True,
+        metavar="URL",
+        help="SQLAlchemy URL of the store to fill (sqlite+aiosqlite:///… or "
+        "postgresql+asyncpg://…); the schema is created when missing",
+    )
+    rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="also fill a store that already holds records (a record is only ever raised to "
+        "a newer version, never lowered)",
+    )
+    rebuild.add_argument(
+        "--batch-size", type=int, default=1000, metavar="N", help="events per transaction"
+    )
+    rebuild.set_defaults(run=_store)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

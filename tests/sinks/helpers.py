@@ -51,9 +51,8 @@ def _dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-@contextlib.asynccontextmanager
-async def fresh_pg_database(base_url: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the server of ``base_url``; dropped afterwards."""
+async def create_pg_database(base_url: str) -> str:
+    """A new, empty PostgreSQL database on the server of ``base_url``; its URL."""
     name = f"test_{uuid4().hex}"
     try:
         maintenance = await asyncpg.connect(_dsn(base_url), timeout=5)
@@ -63,14 +62,53 @@ async def fresh_pg_database(base_url: str) -> AsyncIterator[str]:
         await maintenance.execute(f'CREATE DATABASE "{name}"')
     finally:
         await maintenance.close()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop the database of ``url`` (made by :func:`create_pg_database`), sessions and all."""
+    maintenance = await asyncpg.connect(_dsn(url, "postgres"), timeout=5)
     try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+        await maintenance.execute(
+            f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'
+        )
     finally:
-        maintenance = await asyncpg.connect(_dsn(base_url), timeout=5)
-        try:
-            await maintenance.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await maintenance.close()
+        await maintenance.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_database(base_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the server of ``base_url``; dropped afterwards."""
+    url = await create_pg_database(base_url)
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+async def set_read_only(url: str, read_only: bool) -> None:
+    """Make the (test's own) database at ``url`` refuse writes, or take them again, for real.
+
+    On: new sessions start read-only (``default_transaction_read_only``) and the open ones are
+    terminated, as after a failover to a standby. Off: only new sessions can write; sessions
+    opened meanwhile stay read-only, as a client still attached to the old primary would.
+    """
+    name = make_url(url).database
+    assert name is not None and name.startswith("test_"), "only a test's own database"
+    maintenance = await asyncpg.connect(_dsn(url, "postgres"), timeout=5)
+    try:
+        setting = "on" if read_only else "off"
+        await maintenance.execute(
+            f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}'
+        )
+        if read_only:
+            await maintenance.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+    finally:
+        await maintenance.close()
 
 
 async def dump_rows(store: Store) -> dict[UUID, tuple[SmsRecord, int]]:

@@ -17,6 +17,7 @@ from tests.sinks.helpers import (
     dump_rows,
     end_offsets,
     produce,
+    set_read_only,
     wait_until,
 )
 
@@ -139,6 +140,40 @@ async def test_while_the_database_is_down_the_batch_is_held_and_not_committed(
     await outage.end()
     await wait_all_committed(sink)
     assert await dump_rows(store) == expected_rows(first + then)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_read_only_database_holds_the_batch_until_it_takes_writes_again(
+    sink: SinkHarness, store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A failover or default_transaction_read_only: the server answers, but refuses every
+    # write with SQLSTATE 25006. That is about the server, not the rows: skip none of them.
+    caplog.set_level(logging.INFO, logger="sinks")
+    histories = make_histories(30)
+    first = [history[0] for history in histories]
+    then = [history[1] for history in histories] + [h[0] for h in make_histories(10)]
+    await produce(sink.bootstrap, sink.topic, first)
+    task, stop = await sink.start(database_url)
+    await wait_all_committed(sink)
+    committed_before = await committed_offsets(sink.bootstrap, sink.group_id)
+
+    await set_read_only(database_url, True)
+    await produce(sink.bootstrap, sink.topic, then)
+
+    async def held_or_committed() -> bool:
+        offsets = await committed_offsets(sink.bootstrap, sink.group_id)
+        return retries(caplog) >= 2 or offsets != committed_before
+
+    await wait_until(held_or_committed, what="the sink to retry the batch or commit past it")
+    assert await committed_offsets(sink.bootstrap, sink.group_id) == committed_before
+    assert await dump_rows(store) == expected_rows(first)
+
+    await set_read_only(database_url, False)
+    await wait_all_committed(sink)
+    assert await dump_rows(store) == expected_rows(first + then)
+    assert not [r for r in caplog.records if "skipping record" in r.getMessage()]
     stop.set()
     await asyncio.wait_for(task, timeout=10)
 
