@@ -1,4 +1,4 @@
-"""The Twilio API routes: Messages (create, fetch) and Lookup v2, plus Twilio-shaped 404s.
+"""The Twilio API routes: Messages (create, list, fetch) and Lookup v2, plus Twilio-shaped 404s.
 
 Handlers stay thin: authenticate, read the request, call :class:`SimState`, answer.
 """
@@ -60,6 +60,16 @@ async def create_message(request: web.Request) -> web.Response:
     return json_response(body, status)
 
 
+async def list_messages(request: web.Request) -> web.Response:
+    """``GET /2010-04-01/Accounts/{AccountSid}/Messages.json``: a page, newest first."""
+    state = request.app[STATE_KEY]
+    account_sid = _account(request, state)
+    if account_sid is None:
+        return error_response(errors.AUTHENTICATE)
+    status, body = state.list_messages(account_sid, request.query)
+    return json_response(body, status)
+
+
 async def fetch_message(request: web.Request) -> web.Response:
     """``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json``."""
     state = request.app[STATE_KEY]
@@ -96,6 +106,7 @@ def add_routes(app: web.Application) -> None:
     """Register the Twilio API routes; call last, as its catch-all route answers 404."""
     accounts = f"/{API_VERSION}/Accounts/{{account_sid}}"
     app.router.add_post(f"{accounts}/Messages.json", create_message)
+    app.router.add_get(f"{accounts}/Messages.json", list_messages)
     app.router.add_get(f"{accounts}/Messages/{{sid}}.json", fetch_message)
     app.router.add_get("/v2/PhoneNumbers/{number}", lookup_number)
     app.router.add_route("*", "/{tail:.*}", not_found)

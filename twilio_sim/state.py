@@ -12,7 +12,9 @@ from typing import Any
 from twilio_sim.callbacks import CallbackDispatcher, parse_target
 from twilio_sim.config import SimConfig
 from twilio_sim.errors import TwilioError
+from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
+from twilio_sim.models import API_VERSION
 from twilio_sim.scenarios import plan_for
 from twilio_sim.senders import SenderSelector
 
@@ -115,3 +117,18 @@ class SimState:
             steps = steps[1:]
         self.dispatcher.dispatch(message, steps, target, config.delay_for(message.scenario))
         return 201, answer
+
+    def list_messages(
+        self, account_sid: str, params: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """Handle a list call: the HTTP status and JSON body (a page, newest first)."""
+        query = parse_query(params)
+        if isinstance(query, TwilioError):
+            return query.status, query.body()
+        anchor_seq = None
+        if query.token is not None:
+            anchor = self.store.get(query.token[2:])
+            anchor_seq = anchor.seq if anchor is not None else -1
+        page = select_page(self.store.select(), account_sid, query, anchor_seq)
+        path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        return 200, render_page(path, query, page)
