@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twilio_sim.callbacks import CallbackDispatcher, parse_target
@@ -23,6 +25,30 @@ logger = logging.getLogger(__name__)
 _AUTH_CACHE_SIZE = 1024
 
 
+@dataclass(slots=True)
+class CreateCounters:
+    """What became of the create calls (authenticated ones) since start or the last reset."""
+
+    in_progress: int = 0
+    """Create calls the simulator holds now (in either delay, or being handled)."""
+    received: int = 0
+    dropped: int = 0
+    """Create calls whose caller disconnected during ``create_accept_delay_ms``: no message."""
+
+    def clear(self) -> None:
+        """Zero ``received`` and ``dropped``; ``in_progress`` still counts the held calls."""
+        self.received = 0
+        self.dropped = 0
+
+    def as_json(self) -> dict[str, int]:
+        """The ``GET /_sim/stats`` view."""
+        return {
+            "creates_in_progress": self.in_progress,
+            "creates_received": self.received,
+            "creates_dropped": self.dropped,
+        }
+
+
 class SimState:
     """Configuration, created messages, sender selection and the callback dispatcher."""
 
@@ -31,6 +57,7 @@ class SimState:
         self.selector = SenderSelector(config.services)
         self.store = MessageStore(config.max_stored_messages)
         self.dispatcher = CallbackDispatcher(config)
+        self.creates = CreateCounters()
         self._auth_cache: dict[str, str] = {}
 
     def apply(self, config: SimConfig) -> None:
@@ -53,9 +80,44 @@ class SimState:
         return self.config
 
     def reset(self) -> None:
-        """Forget every message and every sticky-sender mapping."""
+        """Forget every message, every sticky-sender mapping and the create counters (but
+        the calls still held: ``in_progress`` keeps counting them)."""
         self.store.clear()
         self.selector.forget()
+        self.creates.clear()
+
+    async def receive_create(
+        self, account_sid: str, form: Mapping[str, str], caller_gone: Callable[[], bool]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """A create call as the caller sees it: held ``create_accept_delay_ms`` before it is
+        recorded, ``create_delay_ms`` after. ``None`` when the caller disconnected during the
+        first pause: the message is not created, as Twilio never got the call."""
+        config = self.config
+        counters = self.creates
+        counters.received += 1
+        counters.in_progress += 1
+        try:
+            if config.create_accept_delay_ms:
+                await asyncio.sleep(config.create_accept_delay_ms / 1000.0)
+                if caller_gone():
+                    counters.dropped += 1
+                    logger.info(
+                        "create call to %s dropped: the caller disconnected before it was "
+                        "accepted, no message created",
+                        form.get("To", "?"),
+                    )
+                    return None
+            status, body = await self.create_message(account_sid, form)
+            if config.create_delay_ms:  # a slow Twilio: created, answer still on its way
+                await asyncio.sleep(config.create_delay_ms / 1000.0)
+                if caller_gone():
+                    logger.info(
+                        "message %s created, but its caller disconnected before the answer",
+                        body.get("sid", "?"),
+                    )
+            return status, body
+        finally:
+            counters.in_progress -= 1
 
     def authenticate(self, header: str | None) -> str | None:
         """The account SID an ``Authorization: Basic`` header proves, or ``None``."""
