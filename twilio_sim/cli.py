@@ -30,6 +30,8 @@ magic 'To' numbers: +15005550001 (21211), +15005550002 (21612), +15005550003 (21
   +15005550004 (21610), +15005550009 (21614).
 scenarios (config "scenarios": {{number: scenario}}, or --scenario for the default):
   {", ".join(s.value for s in Scenario)}.
+lost callbacks: config "silent_numbers": [number, ...]: their messages move along their
+  scenario (seen through fetch and list), and no status callback is ever sent.
 inspection: GET /_sim/health, GET /_sim/stats, GET /_sim/messages[?to=],
   GET /_sim/messages/SID, GET|POST /_sim/config (POST merges a JSON object), POST /_sim/reset.
 

@@ -150,7 +150,8 @@ class SimState:
         """Handle a create call: the HTTP status and JSON body to answer with.
 
         A message with a StatusCallback moves along its scenario as its callbacks go out;
-        one without (or in the ``none`` scenario) takes its final status at once.
+        one to a ``silent_numbers`` destination moves along it the same way, sending nothing;
+        any other (or one in the ``none`` scenario) takes its final status at once.
         """
         now = time.time()
         config = self.config
@@ -165,11 +166,18 @@ class SimState:
             undelivered_code=config.undelivered_error_code,
             failed_code=config.failed_error_code,
         )
-        if message.status_callback is None or not plan.steps:
+        callback = message.status_callback
+        silent = message.to in config.silent_numbers
+        if not plan.steps or (callback is None and not silent):
             message.advance(plan.final_status, plan.final_error_code, now)
             return 201, answer
+        delay = config.delay_for(message.scenario)
+        if silent or callback is None:
+            url = callback.partition("#")[0] if callback is not None else None
+            self.dispatcher.withhold(message, plan.steps, url, delay)
+            return 201, answer
         target = parse_target(
-            message.status_callback,
+            callback,
             config.accounts.get(account_sid, ""),
             config.callback_retries,
         )
@@ -177,7 +185,7 @@ class SimState:
         if plan.early:
             await self.dispatcher.send(message, steps[0], target)
             steps = steps[1:]
-        self.dispatcher.dispatch(message, steps, target, config.delay_for(message.scenario))
+        self.dispatcher.dispatch(message, steps, target, delay)
         return 201, answer
 
     def list_messages(
