@@ -54,7 +54,8 @@ class CallbackRecord:
     """``I-Twilio-Idempotency-Token``: the same on every retry of this callback."""
     attempts: int = 0
     outcome: str = "pending"
-    """``pending``, ``delivered`` (2xx/3xx), ``rejected`` (4xx, not retried) or ``failed``."""
+    """``pending``, ``delivered`` (2xx/3xx), ``rejected`` (4xx, not retried), ``failed``, or
+    ``dropped`` (never sent: the destination is one of ``silent_numbers``)."""
     http_status: int | None = None
     error: str | None = None
     """The last connection error, when there was one."""
