@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from feeds.config import ConfigView
+from schemas.config import Subaccount
 from schemas.events import RawCallback
-from schemas.records import SmsRecord
+from schemas.records import TWILIO_STATUS_MAP, SmsRecord
 from schemas.topics import Topics
 from streams import metrics
-from streams.lifecycle.state import TWILIO_STATUS_MAP
 from streams.lifecycle.tables import LifecycleState, RecordHead
 from streams.repair import decision
 from streams.repair.decision import Checked
@@ -110,7 +110,7 @@ class StatusRepair:
             extra={"message_sid": state.record.message_sid, "record_id": str(state.record.id)},
         )  # fmt: skip
 
-    def _account(self, record: SmsRecord) -> object | None:
+    def _account(self, record: SmsRecord) -> Subaccount | None:
         use_case = self.config.use_cases.get(record.use_case_id)
         if use_case is None:
             return None
