@@ -1,4 +1,5 @@
-"""Reconciliation with Twilio after a worker is killed inside the create call.
+"""Reconciliation with Twilio after a worker is killed inside the create call, and status
+repair when callbacks are lost.
 
 Production configuration (real broker, rocksdb://, real processes, SIGKILL). The stack's
 send timeout is 6 s and the reconcile margin 2 s, so a first attempt can no longer arrive
@@ -28,6 +29,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     running = Stack(
         tmp_path_factory.mktemp("reconcile"), kafka_bootstrap, table_store="rocksdb://",
         send_timeout_seconds="6", reconcile_margin_seconds="2",
+        status_repair_after_seconds="3",
     )  # fmt: skip
     with running.running():
         yield running
@@ -136,3 +138,26 @@ async def test_without_a_retry_the_record_exists_and_reaches_its_final_status(
             assert time.monotonic() < deadline, items
             await asyncio.sleep(0.5)
         assert [i["message_sid"] for i in items] == [message["sid"]]
+
+
+async def test_a_record_whose_callbacks_are_lost_is_repaired_from_twilio(stack: Stack) -> None:
+    """Twilio delivers the message but every status callback is lost: after
+    SMSLANE_STATUS_REPAIR_AFTER_SECONDS (3 s here) the worker fetches the message and the
+    record reaches delivered anyway, with no callback ever received."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        to = unique_number()
+        await sim.post("/_sim/config", json={"silent_numbers": [to]})
+        try:
+            answer = await client.post(
+                "/v1/sms/",
+                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "quiet"},
+            )
+            assert answer.status_code == 201, answer.text
+            record = answer.json()
+            final = await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
+        finally:
+            await sim.post("/_sim/config", json={"silent_numbers": []})
+        details = (await sim.get(f"/_sim/messages/{record['message_sid']}")).json()
+        assert {c["outcome"] for c in details["callbacks"]} == {"dropped"}
+        assert final["delivered_at"] is not None
