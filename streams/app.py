@@ -111,8 +111,8 @@ def create_app(settings: Settings) -> Worker:
     worker.closers.append(gateway.close)
     register_sending(worker, gateway)
     register_reconcile(worker, gateway)
-    register_lifecycle(worker)
-    metrics.install(worker)
+    lifecycle = register_lifecycle(worker)
+    metrics.install(worker, lifecycle.records)
     return worker
 
 
