@@ -76,16 +76,6 @@ async def list_messages(request: web.Request) -> web.Response:
     return json_response(body, status)
 
 
-async def list_messages(request: web.Request) -> web.Response:
-    """``GET /2010-04-01/Accounts/{AccountSid}/Messages.json``: a page, newest first."""
-    state = request.app[STATE_KEY]
-    account_sid = _account(request, state)
-    if account_sid is None:
-        return error_response(errors.AUTHENTICATE)
-    status, body = state.list_messages(account_sid, request.query)
-    return json_response(body, status)
-
-
 async def fetch_message(request: web.Request) -> web.Response:
     """``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json``."""
     state = request.app[STATE_KEY]
