@@ -19,6 +19,7 @@ from schemas.topics import Topics, ensure_topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
 from streams.reconcile.agent import register as register_reconcile
+from streams.repair.agent import register as register_repair
 from streams.sending.agents import register as register_sending
 from streams.sending.provider import TwilioGateway
 from streams.worker import Worker
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> Worker:
     register_sending(worker, gateway)
     register_reconcile(worker, gateway)
     lifecycle = register_lifecycle(worker)
+    register_repair(worker, gateway, lifecycle.records)
     metrics.install(worker, lifecycle.records)
     return worker
 

@@ -121,3 +121,10 @@ class StatusRepair:
         horizon = now - self.after * (2**decision.MAX_CHECKS)
         for sid in [s for s, c in self._checked.items() if c.next_at < horizon]:
             del self._checked[sid]
+
+
+def register(worker: Worker, gateway: TwilioGateway, records: Records) -> StatusRepair:
+    """Declare the repair timer on the worker's app."""
+    repair = StatusRepair(worker, gateway, records)
+    worker.app.timer(interval=interval(repair.after))(repair.tick)
+    return repair
