@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         "", description="Prefix for every topic name (lets several deployments share a broker)."
     )
-    app_id: str = Field("smslane", description="Faust application id (consumer group prefix).")
+    app_id: str = Field(
+        "smslane",
+        description="Name of the sink's consumer group, after SMSLANE_TOPIC_PREFIX "
+        "(<prefix><app id>-sink). The worker's Faust app id is <prefix>smslane.",
+    )
     data_dir: Path = Field(Path("var"), description="Where local state, logs and tables live.")
     topic_partitions: int = Field(
         4, ge=1, le=256, description="Partitions of the per-message topics."
