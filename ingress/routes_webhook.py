@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
-from twilio.request_validator import RequestValidator
 
 from ingress.docs import error_responses
 from ingress.errors import error_response
+from ingress.twilio_signature import parse_form, verify
 from schemas.events import RawCallback
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,9 @@ router = APIRouter(tags=["Webhooks"])
 async def twilio_status_callback(request: Request) -> Response:
     """Receive a delivery status update from Twilio (form-encoded, signed)."""
     received_at = datetime.now(UTC)
-    raw = await request.body()
-    try:
-        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
+    params = parse_form(await request.body())
+    if params is None:
         return error_response(403, "Request signature validation failed.", "invalid_signature")
-    settings = request.app.state.settings
     bridge = request.app.state.bridge
     if not bridge.connected:
         # Without the configuration we cannot tell a bad signature from an unknown
@@ -47,26 +43,21 @@ async def twilio_status_callback(request: Request) -> Response:
         return error_response(
             503, "Not ready to receive callbacks yet; retry shortly.", "service_unavailable"
         )
-    account = bridge.config.subaccounts.get(params.get("AccountSid", ""))
     signature = request.headers.get("x-twilio-signature", "")
-    url = f"{settings.public_base_url}{request.url.path}"
-    if request.url.query:
-        url = f"{url}?{request.url.query}"
-    if (
-        account is None
-        or not signature
-        or not RequestValidator(account.auth_token).validate(url, params, signature)
-    ):
-        log.warning(
-            "rejected status callback: %s",
-            "unknown AccountSid" if account is None else "bad signature",
-            extra={"account_sid": params.get("AccountSid"), "sid": params.get("MessageSid")},
-        )
+    account = verify(
+        request.app.state.settings,
+        bridge.config,
+        request.url.path,
+        request.url.query,
+        params,
+        signature,
+    )
+    if account is None:
         return error_response(403, "Request signature validation failed.", "invalid_signature")
     sid = params.get("MessageSid") or params.get("SmsSid")
     if not sid or not (params.get("MessageStatus") or params.get("SmsStatus")):
         log.warning("dropping signed callback without MessageSid/MessageStatus: %s", sorted(params))
         return Response(status_code=204)
-    callback = RawCallback(receipt_id=uuid.uuid4(), received_at=received_at, params=params)
+    callback = RawCallback.from_form(uuid.uuid4(), received_at, params.multi_items())
     await bridge.publish_callback(sid, callback)
     return Response(status_code=204)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from schemas.records import SmsRecord
 
@@ -120,9 +121,11 @@ class SendReply(BaseModel):
 class RawCallback(BaseModel):
     """A Twilio status callback as received, keyed by ``MessageSid`` on ``sms.callbacks``.
 
-    ``params`` holds every form field Twilio sent (it adds new ones without notice);
-    ``received_at`` is the ingress's clock when the request arrived, the source of the
-    record's timestamps so that a replay rebuilds identical records.
+    ``params`` holds every form field Twilio sent (it adds new ones without notice), with the
+    *last* value of a key sent more than once (as Starlette's form and the ingress before it
+    read them); ``repeated`` holds every value, in order, of each such key, so nothing signed
+    is lost. ``received_at`` is the ingress's clock when the request arrived, the source of
+    the record's timestamps so that a replay rebuilds identical records.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -130,6 +133,23 @@ class RawCallback(BaseModel):
     receipt_id: UUID
     received_at: datetime
     params: dict[str, str]
+    #: Absent from callbacks stored before it existed; empty when no key was repeated.
+    repeated: dict[str, list[str]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_form(
+        cls, receipt_id: UUID, received_at: datetime, fields: Iterable[tuple[str, str]]
+    ) -> RawCallback:
+        """The callback of form ``fields`` in the order received, repeated keys included."""
+        values: dict[str, list[str]] = {}
+        for key, value in fields:
+            values.setdefault(key, []).append(value)
+        return cls(
+            receipt_id=receipt_id,
+            received_at=received_at,
+            params={key: every[-1] for key, every in values.items()},
+            repeated={key: every for key, every in values.items() if len(every) > 1},
+        )
 
 
 class LifecycleControl(BaseModel):

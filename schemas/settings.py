@@ -22,6 +22,12 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+#: Twilio's connection overrides appended to every StatusCallback: retry a callback the
+#: webhook could not store (503) up to 3 times. The request Twilio makes carries no fragment,
+#: but its signature may be computed over the URL with it; the webhook accepts both.
+STATUS_CALLBACK_FRAGMENT = "rc=3&rp=all"
+
+
 class Settings(BaseSettings):
     """Process settings shared by the ingress, the worker, the sink and the CLI."""
 
@@ -198,8 +204,14 @@ class Settings(BaseSettings):
 
     @property
     def status_callback_url(self) -> str:
-        """The StatusCallback given to Twilio for every message."""
+        """The status webhook's URL, as the ingress serves it (no fragment)."""
         return f"{self.public_base_url}/v1/webhook/twilio/sms-status"
+
+    @property
+    def status_callback_with_overrides(self) -> str:
+        """The StatusCallback given to Twilio for every message: :attr:`status_callback_url`
+        with the connection-override fragment :data:`STATUS_CALLBACK_FRAGMENT`."""
+        return f"{self.status_callback_url}#{STATUS_CALLBACK_FRAGMENT}"
 
 
 #: Values never echoed in error messages (URLs may carry passwords).

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.settings import Settings
+from smslane.processes import parent_death_signal
 
 SLF4J_VERSION = "2.0.17"
 LOG4J_VERSION = "2.25.2"
@@ -301,8 +302,12 @@ class LocalKafka:
             detail = f"not running; nothing answers at {where}"
         return BrokerStatus(pid is not None, pid, answering, detail)
 
-    def start(self, timeout_s: float = 90.0) -> BrokerStatus:
-        """Start the broker in the background and wait until it answers a metadata request."""
+    def start(self, timeout_s: float = 90.0, *, die_with_parent: bool = False) -> BrokerStatus:
+        """Start the broker in the background and wait until it answers a metadata request.
+
+        ``die_with_parent``: a broker this call starts gets SIGTERM when this process dies
+        (``smslane up``); ``smslane kafka start`` leaves it running on purpose.
+        """
         where = self.settings.kafka_bootstrap_servers
         pid = self.recorded_pid()
         if pid is not None:
@@ -316,11 +321,12 @@ class LocalKafka:
         started = time.monotonic()
         config = self._write_config()
         self._format(config)
+        preexec = parent_death_signal() if die_with_parent else None
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 self._java_cmd("kafka.Kafka", str(config)),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.state,
+                start_new_session=True, cwd=self.state, preexec_fn=preexec,
             )  # fmt: skip
         self.pid_file.write_text(str(proc.pid))
         self.progress(

@@ -3,26 +3,98 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` after which the kernel sends ``sig`` to the child when this process
+    dies, by SIGKILL too; None where Linux's ``prctl`` is not available. Call it from the
+    main thread (RuntimeError otherwise), in the process that then starts the child.
+
+    Why ``PR_SET_PDEATHSIG`` rather than a watchdog that exits when a pipe from the parent
+    closes: a pipe needs code in every child to watch it (the Kafka broker is a JVM we do not
+    control) or a wrapper process per child; the death signal is set by the kernel, survives
+    ``exec`` and costs nothing. Its edges, and how they are handled:
+
+    - It fires when the *thread* that forked the child exits, not the process: a child
+      started from a short-lived thread would be killed with that thread. So a child that
+      dies with its parent is started from the main thread only (checked here), which
+      lives exactly as long as the process.
+    - The parent may die between ``fork`` and ``prctl``: the child then sees another parent
+      (``getppid``) and exits at once instead of living on as an orphan.
+    - It applies to the direct child only (a ``fork`` clears it): children are exec'ed
+      directly, never through a shell, so the signal reaches the real process.
+    - ``start_new_session`` runs ``setsid`` in the child just before ``preexec_fn``; a new
+      session changes nothing here (the death signal follows the parent, not the session),
+      and it keeps the terminal's Ctrl-C and hang-up away from the children: the parent
+      handles both and stops them in order.
+    - ``preexec_fn`` runs between ``fork`` and ``exec``: this one calls a ``prctl`` looked
+      up before the fork and ``getppid``, nothing that takes a lock.
+
+    ``sig`` is SIGTERM so that every child stops as on a normal stop (each of ours does).
+    Unlike the ordered stop, every child gets it at the same moment: a worker whose broker
+    stops with it waits out its shutdown timeout (mode's 60 s) before it exits.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "a child that dies with its parent is started from the main thread "
+            "(the death signal follows the thread that forked it)"
+        )
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        if prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the death signal was armed
+
+    return set_death_signal
+
 
 class Child:
-    """One ``python -m smslane.cli ARGS`` process in its own session, logging to a file."""
+    """One ``python -m smslane.cli ARGS`` process in its own session, logging to a file.
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+    ``die_with_parent``: the child gets SIGTERM when this process dies, however it dies
+    (:func:`parent_death_signal`, which says why it must then be started from the main
+    thread).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        die_with_parent: bool = False,
+    ) -> None:
         self.name, self.args, self.env = name, args, dict(env)
+        self.die_with_parent = die_with_parent
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        preexec = parent_death_signal() if self.die_with_parent else None
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "smslane.cli", *self.args],
@@ -31,6 +103,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=preexec,
             )
 
     @property

@@ -1,10 +1,18 @@
-"""``smslane up``: the whole system on this machine, started in order, stopped in reverse."""
+"""``smslane up``: the whole system on this machine, started in order, stopped in reverse.
+
+Everything it started stops with it, however it ends: Ctrl-C, SIGTERM or SIGHUP (a closed
+terminal) stop the children in order; a standard output nobody reads any more
+(``smslane up | head``) does the same; if ``up`` itself is killed (SIGKILL), the kernel
+sends each child SIGTERM (:func:`smslane.processes.parent_death_signal`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import select
 import shlex
 import signal
 import socket
@@ -28,13 +36,65 @@ DEMO_TO = "+14155550123"
 DEMO_CALLBACK_DELAY_MS = 1000
 
 
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+#: The signals that stop everything in order; SIGHUP is a closed terminal.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_GONE = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 class _Stop(Exception):
     pass
+
+
+class _OutputClosed(_Stop):
+    """Standard output has no reader any more: stop as if asked to."""
+
+
+def _say(line: str) -> None:
+    """Print ``line``; raise :class:`_OutputClosed` the first time standard output is gone."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError as exc:
+        if not _output_gone(exc):
+            raise
+        _detach_stdout()
+        raise _OutputClosed() from exc
+
+
+def _say_quietly(line: str) -> None:
+    """:func:`_say` while stopping: a closed output must not cut the stop short."""
+    with contextlib.suppress(_OutputClosed):
+        _say(line)
+
+
+def _output_gone(exc: OSError) -> bool:
+    """A write failed because nobody reads: a closed pipe (EPIPE) or a hung-up terminal."""
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EIO
+
+
+def _stdout_closed() -> bool:
+    """True once the reader of a piped stdout has gone (or a terminal hung up), checked
+    without writing: ``smslane up | less`` then ``q`` stops everything while nothing prints."""
+    if sys.stdout is None:
+        return False
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & _GONE for _, events in poller.poll(0))
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null: what is still printed (and the final flush at exit) goes
+    nowhere instead of raising BrokenPipeError again."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write("smslane up: standard output is closed; stopping everything\n")
+        sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -44,8 +104,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _ignore_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _http_ok(url: str) -> bool:
@@ -76,9 +136,10 @@ def _pick_port(host: str, preferred: int) -> int:
 
 
 def run_up(settings: Settings, *, demo: bool) -> int:
-    """Start everything, print how to use it, wait for Ctrl-C or SIGTERM, stop everything."""
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    """Start everything, print how to use it, wait for Ctrl-C, SIGTERM, SIGHUP or a closed
+    standard output, stop everything."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _on_signal)
     var = settings.data_dir.resolve()
     log_dir = var / "log"
     env = dict(os.environ)
@@ -109,7 +170,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             local = LocalKafka(settings, progress=lambda line: _say(f"      {line}"))
             if local.recorded_pid() is None:
                 broker = local  # if it starts one, it is ours to stop
-            if local.start().pid is None:
+            if local.start(die_with_parent=True).pid is None:
                 broker = None  # someone else's broker answers
             if use_simulator:
                 sim_port = _pick_port("127.0.0.1", settings.http_port + 1000)
@@ -124,7 +185,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
                         "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
                         *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if demo else ()),
                     ],
-                    env, log_dir,
+                    env, log_dir, die_with_parent=True,
                 )  # fmt: skip
                 children.append(sim)
                 sim.start()
@@ -137,17 +198,17 @@ def run_up(settings: Settings, *, demo: bool) -> int:
                 _say("[2/5] Twilio at " + env["SMSLANE_TWILIO_API_BASE_URL"])
             ready_file = var / "worker.ready"
             ready_file.unlink(missing_ok=True)
-            worker = Child("worker", ["worker"], env, log_dir)
+            worker = Child("worker", ["worker"], env, log_dir, die_with_parent=True)
             children.append(worker)
             worker.start()
             _say(f"[3/5] worker, pid {worker.pid} (log: {worker.log_path})")
             wait_until(lambda: worker.check_alive() or ready_file.exists(), 120, "the worker")
-            sink = Child("sink", ["sink"], env, log_dir)
+            sink = Child("sink", ["sink"], env, log_dir, die_with_parent=True)
             children.append(sink)
             sink.start()
             _say(f"[4/5] sink into {env['SMSLANE_DATABASE_URL']}, pid {sink.pid} "
                  f"(log: {sink.log_path})")  # fmt: skip
-            ingress = Child("ingress", ["ingress"], env, log_dir)
+            ingress = Child("ingress", ["ingress"], env, log_dir, die_with_parent=True)
             children.append(ingress)
             ingress.start()
             _say(f"[5/5] ingress at {base_url}, pid {ingress.pid} (log: {ingress.log_path})")
@@ -178,14 +239,14 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             _watch(children, base_url, api_key, demo=demo)
         except _Stop:
             code = 0
-            _say("\nStopping...")
+            _say_quietly("\nStopping...")
         except ChildDied as died:
-            _say(f"\n{died}\nStopping the others...")
+            _say_quietly(f"\n{died}\nStopping the others...")
         except (KafkaError, TimeoutError, httpx.HTTPError) as exc:
-            _say(f"\nsmslane up: {exc}")
+            _say_quietly(f"\nsmslane up: {exc}")
             for child in children:
                 if not child.alive() or isinstance(exc, TimeoutError):
-                    _say(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
+                    _say_quietly(f"--- last lines of {child.log_path} ---\n{child.tail(15)}")
     except _Stop:
         pass  # a signal while a failure was being reported: stop all the same
     finally:
@@ -203,19 +264,29 @@ def _watch(children: list[Child], base_url: str, api_key: str, *, demo: bool) ->
         while True:
             for child in children:
                 child.check_alive()
+            if _stdout_closed():
+                _detach_stdout()
+                raise _OutputClosed()
             if view is not None:
-                view.refresh()
+                try:
+                    view.refresh()
+                except OSError as exc:  # the view writes to stdout itself
+                    if not _output_gone(exc):
+                        raise
+                    _detach_stdout()
+                    raise _OutputClosed() from exc
             time.sleep(POLL_INTERVAL_S)
 
 
 def _stop_all(children: list[Child], broker: LocalKafka | None) -> None:
     for child in reversed(children):
-        _say(f"  stopping {child.name} (pid {child.pid})")
+        _say_quietly(f"  stopping {child.name} (pid {child.pid})")
         child.stop()
     if broker is not None:
+        broker.progress = lambda line: _say_quietly(f"      {line}")
         with contextlib.suppress(KafkaError, OSError):
             broker.stop()
-    _say("Stopped.")
+    _say_quietly("Stopped.")
 
 
 def _print_welcome(

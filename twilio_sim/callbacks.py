@@ -6,8 +6,9 @@ failed attempt (connection error, timeout, 5xx) is retried a bounded number of t
 doubling pause; nothing a callback target does can crash the simulator.
 
 A ``#fragment`` on the StatusCallback URL is a Twilio connection override: it is removed from
-the URL that is requested and signed; ``rc`` (retry count, 0-5) and ``rp`` (retry policy:
-``ct``, ``rt``, ``4xx``, ``5xx`` or ``all``, comma-separated) are honoured.
+the URL that is requested, and from the URL that is signed unless ``sign_url_fragment`` is
+on; ``rc`` (retry count, 0-5) and ``rp`` (retry policy: ``ct``, ``rt``, ``4xx``, ``5xx`` or
+``all``, comma-separated) are honoured.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Target:
     """Where a message's callbacks go and how hard to try."""
 
     url: str
-    """The URL requested and signed: the StatusCallback without its fragment."""
+    """The URL requested: the StatusCallback without its fragment."""
+    signed_url: str
+    """The URL the signature is computed over: ``url``, or the StatusCallback as given."""
     retries: int
     policy: frozenset[str]
     """Failure kinds that are retried: ``ct`` (connection), ``rt`` (timeout), ``4xx``, ``5xx``."""
@@ -49,8 +52,11 @@ class Target:
     """``url`` as aiohttp requests it, byte for byte (no re-quoting)."""
 
 
-def parse_target(raw_url: str, auth_token: str, default_retries: int) -> Target:
-    """Split a StatusCallback into the URL to call and its connection overrides."""
+def parse_target(
+    raw_url: str, auth_token: str, default_retries: int, sign_fragment: bool = False
+) -> Target:
+    """Split a StatusCallback into the URL to call and its connection overrides;
+    ``sign_fragment``: sign over ``raw_url`` whole instead of the URL called."""
     url, _, fragment = raw_url.partition("#")
     overrides = dict(part.split("=", 1) for part in fragment.split("&") if "=" in part)
     retries = default_retries
@@ -62,6 +68,7 @@ def parse_target(raw_url: str, auth_token: str, default_retries: int) -> Target:
         policy = _ALL_POLICY if "all" in kinds else kinds & _ALL_POLICY
     return Target(
         url=url,
+        signed_url=raw_url if sign_fragment else url,
         retries=retries,
         policy=policy,
         validator=RequestValidator(auth_token),
@@ -216,7 +223,7 @@ class CallbackDispatcher:
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": record.idempotency_token,
-            "X-Twilio-Signature": target.validator.compute_signature(target.url, params),
+            "X-Twilio-Signature": target.validator.compute_signature(target.signed_url, params),
         }
         await self._deliver(record, body, headers, target)
         return record

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="pause before a create is recorded; a caller gone by then leaves no message",
     )
+    parser.add_argument(
+        "--sign-url-fragment",
+        action="store_true",
+        help="sign status callbacks over the StatusCallback with its #fragment",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return parser
 
@@ -130,6 +135,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         patch["callback_delay_ms"] = args.callback_delay_ms
     if args.create_accept_delay_ms is not None:
         patch["create_accept_delay_ms"] = args.create_accept_delay_ms
+    if args.sign_url_fragment:
+        patch["sign_url_fragment"] = True
     return config.merged(patch)
 
 

@@ -76,6 +76,9 @@ class SimConfig(BaseModel):
     """First pause between attempts, doubled after each retry."""
     callback_timeout_s: float = Field(default=5.0, gt=0)
     """Total time one callback attempt may take."""
+    sign_url_fragment: bool = False
+    """Sign each callback over the StatusCallback *with* its ``#fragment`` (the request never
+    carries it). Twilio's documents leave open which URL it signs; off: without."""
     undelivered_error_code: int = 30003
     """``ErrorCode`` of the ``undelivered`` scenario (30003: Unreachable destination handset)."""
     failed_error_code: int = 30007

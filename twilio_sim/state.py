@@ -180,6 +180,7 @@ class SimState:
             callback,
             config.accounts.get(account_sid, ""),
             config.callback_retries,
+            config.sign_url_fragment,
         )
         steps = plan.steps
         if plan.early:

@@ -228,7 +228,7 @@ class TwilioGateway:
                 messaging_service_sid=messaging_service_sid,
                 # Twilio's connection overrides: retry a callback our webhook could not
                 # store (503) up to 3 times.
-                status_callback=f"{self.settings.status_callback_url}#rc=3&rp=all",
+                status_callback=self.settings.status_callback_with_overrides,
             )
 
         try:

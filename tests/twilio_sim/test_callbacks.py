@@ -72,6 +72,21 @@ async def test_connection_override_fragment_is_stripped_and_rc_honoured(
     assert validator.validate(received.url, received.form, received.headers["X-Twilio-Signature"])
 
 
+async def test_sign_url_fragment_signs_over_the_status_callback_as_given(
+    sim: TwilioSimulator, client: Client, receiver: CallbackReceiver
+) -> None:
+    sim.configure(sign_url_fragment=True)
+    await send(client, receiver.url("/status?a=1#rc=3&rp=all"))
+    await sim.wait_idle()
+    validator = RequestValidator(AUTH_TOKEN)
+    assert len(receiver.received) == 3
+    for received in receiver.received:
+        assert received.url == receiver.url("/status?a=1")  # requested without the fragment
+        signature = received.headers["X-Twilio-Signature"]
+        assert validator.validate(f"{received.url}#rc=3&rp=all", received.form, signature)
+        assert not validator.validate(received.url, received.form, signature)
+
+
 @pytest.mark.parametrize(
     ("scenario", "expected", "error_codes"),
     [

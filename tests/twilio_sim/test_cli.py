@@ -42,6 +42,9 @@ def test_options_build_the_configuration(tmp_path: Path) -> None:
     assert config.default_scenario is Scenario.OUT_OF_ORDER
     assert config.callback_delay_ms == 0
     assert config.create_accept_delay_ms == 250
+    assert config.sign_url_fragment is False
+    signing = config_from_args(build_parser().parse_args(["--sign-url-fragment"]))
+    assert signing.sign_url_fragment is True
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""The webhook signature check alone: no HTTP server, no Kafka, a hand-filled config view."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
+
+from feeds.config import ConfigView
+from ingress.twilio_signature import FormParams, parse_form, signed_urls, verify
+from schemas.config import ConfigChange, Subaccount
+from schemas.events import RawCallback
+from schemas.settings import STATUS_CALLBACK_FRAGMENT, Settings
+
+ACCOUNT_SID = "AC" + "1" * 32
+TOKEN = "unit-test-token-0123456789"
+BASE = "https://sms.example.com"
+PATH = "/v1/webhook/twilio/sms-status"
+BODY = (
+    b"AccountSid=" + ACCOUNT_SID.encode() + b"&MessageSid=SM1&MessageStatus=delivered"
+    b"&AddOns=b&AddOns=a&Empty="
+)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(public_base_url=BASE)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def config() -> ConfigView:
+    view = ConfigView()
+    now = datetime.now(UTC)
+    account = Subaccount(account_sid=ACCOUNT_SID, auth_token=TOKEN, created_at=now, updated_at=now)
+    view.apply(
+        "subaccount:" + ACCOUNT_SID, ConfigChange(entity=account).model_dump_json().encode(), 0
+    )
+    return view
+
+
+def form() -> FormParams:
+    params = parse_form(BODY)
+    assert params is not None
+    return params
+
+
+def sign(url: str, token: str = TOKEN) -> str:
+    """As Twilio signs: every value of every key (a MultiDict, as twilio's validator reads)."""
+    return str(RequestValidator(token).compute_signature(url, MultiDict(form().multi_items())))
+
+
+def test_parse_form_keeps_every_value_in_order() -> None:
+    params = form()
+    assert params.getlist("AddOns") == ["b", "a"]
+    assert params["Empty"] == ""
+    assert parse_form(b"To=%FF&x=\xff") is None  # not UTF-8: refused, not guessed
+
+
+def test_a_signature_over_every_value_of_a_repeated_key_is_valid(
+    settings: Settings, config: ConfigView
+) -> None:
+    account = verify(settings, config, PATH, "", form(), sign(BASE + PATH))
+    assert account is not None and account.account_sid == ACCOUNT_SID
+
+
+def test_a_signature_over_one_value_of_a_repeated_key_is_not(
+    settings: Settings, config: ConfigView
+) -> None:
+    last_only = dict(form())  # what a plain dict of the form keeps
+    signature = RequestValidator(TOKEN).compute_signature(BASE + PATH, last_only)
+    assert verify(settings, config, PATH, "", form(), signature) is None
+
+
+def test_query_as_received_is_part_of_the_signed_url(
+    settings: Settings, config: ConfigView
+) -> None:
+    query = "tenant=a%20b"
+    assert signed_urls(settings, PATH, query)[0] == f"{BASE}{PATH}?{query}"
+    assert verify(settings, config, PATH, query, form(), sign(f"{BASE}{PATH}?{query}"))
+    assert verify(settings, config, PATH, query, form(), sign(BASE + PATH)) is None
+
+
+def test_unknown_account_wrong_token_or_no_signature_are_refused_and_logged(
+    settings: Settings, config: ConfigView, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingress.twilio_signature")
+    assert verify(settings, config, PATH, "", form(), sign(BASE + PATH, "other")) is None
+    assert verify(settings, config, PATH, "", form(), "") is None
+    stranger = parse_form(BODY.replace(b"1" * 32, b"9" * 32))
+    assert stranger is not None
+    assert verify(settings, config, PATH, "", stranger, sign(BASE + PATH)) is None
+    reasons = [r.getMessage().rsplit(": ", 1)[1] for r in caplog.records]
+    assert reasons == ["bad signature", "no signature", "unknown AccountSid"]
+    assert not any(TOKEN in r.getMessage() for r in caplog.records)
+
+
+def test_raw_callback_keeps_the_last_value_and_every_repeated_one() -> None:
+    callback = RawCallback.from_form(uuid.uuid4(), datetime.now(UTC), form().multi_items())
+    assert callback.params["AddOns"] == "a"
+    assert callback.repeated == {"AddOns": ["b", "a"]}
+    assert callback.params["MessageStatus"] == "delivered"
+    old = RawCallback.model_validate_json(
+        callback.model_dump_json(exclude={"repeated"})
+    )  # a callback stored before ``repeated`` existed still reads
+    assert old.repeated == {} and old.params == callback.params
+
+
+def test_a_signature_over_the_url_with_the_callback_fragment_is_valid_too(
+    settings: Settings, config: ConfigView
+) -> None:
+    with_fragment = settings.status_callback_with_overrides
+    assert with_fragment == f"{BASE}{PATH}#{STATUS_CALLBACK_FRAGMENT}"
+    assert signed_urls(settings, PATH, "") == (BASE + PATH, with_fragment)
+    assert verify(settings, config, PATH, "", form(), sign(with_fragment)) is not None
+    assert verify(settings, config, PATH, "", form(), sign(BASE + PATH)) is not None
+    assert verify(settings, config, PATH, "", form(), sign(f"{BASE}{PATH}#rc=5")) is None
+    assert verify(settings, config, PATH, "", form(), sign(with_fragment, "other")) is None
