@@ -121,7 +121,6 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
                 kafka_bootstrap_servers=args.bootstrap,
                 database_url=url,
                 topic_prefix=prefix,
-                app_id=f"{prefix}app",
             )
             stop, ready = asyncio.Event(), asyncio.Event()
             task = asyncio.create_task(
@@ -131,7 +130,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
             started = time.perf_counter()
             first_at: float | None = None
             first_done = 0
-            while (done := await committed_total(admin, f"{prefix}app-sink")) < len(events):
+            while (done := await committed_total(admin, f"{prefix}smslane-sink")) < len(events):
                 if done and first_at is None:
                     first_at, first_done = time.perf_counter(), done
                 await asyncio.sleep(0.02)

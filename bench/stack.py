@@ -110,7 +110,7 @@ class BenchStack:
             root, bootstrap=bootstrap, prefix=self.prefix, http_port=self.http_port,
             sim_url=self.sim_url, api_key=API_KEY, admin_key=ADMIN_KEY,
             database_url=database_url,
-            **{"app_id": f"{self.prefix}app", "table_store": "rocksdb://", **settings},
+            **{"table_store": "rocksdb://", **settings},
         )  # fmt: skip
         self.env = env
         logs = root / "logs"
@@ -139,7 +139,7 @@ class BenchStack:
 
     @property
     def sink_group(self) -> str:
-        return f"{self.prefix}app-sink"
+        return f"{self.prefix}smslane-sink"
 
     @property
     def ready_file(self) -> Path:

@@ -50,6 +50,34 @@ class ExpireOutcome(BaseModel):
     at: datetime
 
 
+class Reconciled(BaseModel):
+    """On ``sms.send-requests``, keyed by a request id: what reconciliation with Twilio found
+    for the request whose in-flight marker dates from ``marker_at``.
+
+    ``message_sid`` is the message Twilio created for it (adopt it); ``None`` means the
+    first attempt never reached Twilio and can no longer arrive: send it once.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["reconciled"] = "reconciled"
+    request_id: UUID
+    marker_at: datetime
+    message_sid: str | None
+
+
+class ReconcileOrder(BaseModel):
+    """On ``sms.reconcile``, keyed by the destination (E.164): find out whether Twilio
+    created the message of an interrupted request. Keyed by the destination so that one
+    partition sees every interrupted request to a number, and no Twilio message is adopted
+    by two of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request: SendRequest
+    marker_at: datetime
+
+
 def _send_topic_kind(value: Any) -> str:
     """The ``kind`` of a value of ``sms.send-requests`` (requests written before ``kind``
     existed are sends)."""
@@ -58,9 +86,12 @@ def _send_topic_kind(value: Any) -> str:
     return str(getattr(value, "kind", "send"))
 
 
-#: A value of ``sms.send-requests``: a send request or an expiry order, told by ``kind``.
+#: A value of ``sms.send-requests``: a send request, an expiry order or a reconciliation
+#: result, told apart by ``kind``.
 SendRequestsValue = Annotated[
-    Annotated[SendRequest, Tag("send")] | Annotated[ExpireOutcome, Tag("expire_outcome")],
+    Annotated[SendRequest, Tag("send")]
+    | Annotated[ExpireOutcome, Tag("expire_outcome")]
+    | Annotated[Reconciled, Tag("reconciled")],
     Discriminator(_send_topic_kind),
 ]
 

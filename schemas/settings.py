@@ -59,7 +59,11 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         "", description="Prefix for every topic name (lets several deployments share a broker)."
     )
-    app_id: str = Field("smslane", description="Faust application id (consumer group prefix).")
+    app_id: str = Field(
+        "smslane",
+        description="Name of the sink's consumer group, after SMSLANE_TOPIC_PREFIX "
+        "(<prefix><app id>-sink). The worker's Faust app id is <prefix>smslane.",
+    )
     data_dir: Path = Field(Path("var"), description="Where local state, logs and tables live.")
     topic_partitions: int = Field(
         4, ge=1, le=256, description="Partitions of the per-message topics."
@@ -103,6 +107,22 @@ class Settings(BaseSettings):
         le=5000,
         description="How long the sink's fetch may wait for 64 KiB of status events to write "
         "in one transaction: fewer, larger batches under load, at most this much staleness.",
+    )
+    reconcile_margin_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="A request interrupted inside the Twilio call (worker killed) is sent again "
+        "only if Twilio has no message for it this long after its first attempt's deadline "
+        "(SMSLANE_SEND_TIMEOUT_SECONDS after the attempt began): by then that attempt can no "
+        "longer arrive. Until then a retry answers 503 with Retry-After.",
+    )
+    status_repair_after_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="A record still pending or sent this long after its last change is checked "
+        "against Twilio's own status of the message (Messages fetch), in case its callbacks "
+        "were lost.",
     )
     provider_max_attempts: int = Field(
         4, ge=1, le=10, description="Attempts at a Twilio call before provider_unavailable."

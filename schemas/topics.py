@@ -19,7 +19,13 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import TypeAdapter
 
 from schemas.config import ConfigChange
-from schemas.events import LifecycleControl, RawCallback, SendReply, SendRequestsValue
+from schemas.events import (
+    LifecycleControl,
+    RawCallback,
+    ReconcileOrder,
+    SendReply,
+    SendRequestsValue,
+)
 from schemas.records import SmsRecord, SmsStatusEvent
 
 #: How long every version on ``sms.status`` stays before compaction may drop it for a newer
@@ -81,6 +87,8 @@ class Topics:
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
         "sms.send-replies", "correlation_id", SendReply, 1, configs={"retention.ms": "3600000"}
     )
+    #: Interrupted requests to reconcile with Twilio, keyed by destination number.
+    RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileOrder, None)
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
     STATUS: ClassVar[TopicSpec] = TopicSpec(

@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
+def sink_group(settings: Settings) -> str:
+    """The sink's consumer group: under the topic prefix, so that two deployments sharing
+    a broker (different prefixes) never share their sink's offsets."""
+    return f"{settings.topic_prefix}{settings.app_id}-sink"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delays between attempts while the database is down: ``initial * factor**n``, capped."""
@@ -122,10 +128,12 @@ async def run_sink(
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"{settings.app_id}-sink",
-        client_id=f"{settings.app_id}-sink",
+        group_id=sink_group(settings),
+        client_id=sink_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(settings.kafka_session_timeout_seconds * 1000 / 3),
         # One transaction and one offset commit per batch: let the broker gather a batch.
         fetch_min_bytes=64 * 1024,
         fetch_max_wait_ms=settings.sink_batch_wait_ms,

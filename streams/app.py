@@ -18,7 +18,10 @@ from schemas.settings import Settings
 from schemas.topics import Topics, ensure_topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.reconcile.agent import register as register_reconcile
+from streams.repair.agent import register as register_repair
 from streams.sending.agents import register as register_sending
+from streams.sending.provider import TwilioGateway
 from streams.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -105,9 +108,13 @@ def create_app(settings: Settings) -> Worker:
             app, spec.name(prefix), spec.partitions or settings.topic_partitions
         )
 
-    register_sending(worker)
-    register_lifecycle(worker)
-    metrics.install(worker)
+    gateway = TwilioGateway(settings)  # one HTTP session for every Twilio call
+    worker.closers.append(gateway.close)
+    register_sending(worker, gateway)
+    register_reconcile(worker, gateway)
+    lifecycle = register_lifecycle(worker)
+    register_repair(worker, gateway, lifecycle.records)
+    metrics.install(worker, lifecycle.records)
     return worker
 
 

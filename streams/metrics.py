@@ -18,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import aiohttp
-import orjson
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from twilio.base.exceptions import TwilioRestException
 
@@ -31,6 +29,8 @@ from schemas.events import ErrorBody, RawCallback
 from schemas.records import SmsStatus
 from schemas.settings import Settings
 from schemas.topics import Topics
+from streams.lifecycle.tables import RecordTable
+from streams.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,21 @@ EVICTED = Counter(
     "smslane_worker_records_evicted",
     "Records removed from the worker's hot table: terminal after the retention, unfinished "
     "ones once stale.",
+)
+RECONCILED = Counter(
+    "smslane_worker_reconciled",
+    "Interrupted send requests (cut off inside the Twilio call) by what reconciliation did: "
+    "ordered (asked Twilio), adopted (Twilio had the message), resent (Twilio never got it: "
+    "sent once), waiting (not found yet, the first attempt may still arrive), failed (the "
+    "list call failed: asked again later).",
+    ["outcome"],
+)
+REPAIRED = Counter(
+    "smslane_worker_status_repairs",
+    "Records still pending or sent after SMSLANE_STATUS_REPAIR_AFTER_SECONDS checked against "
+    "Twilio's Messages fetch, by outcome: changed (Twilio's status was applied), unchanged, "
+    "failed (the fetch failed: retried later with backoff).",
+    ["outcome"],
 )
 RECORDS = Gauge(
     "smslane_worker_records",
@@ -165,17 +180,12 @@ class RecordCounts:
         if self.counted:
             RECORDS.labels(status).dec()
 
-    def recount(self, values: Iterable[bytes]) -> None:
-        """Set the gauge from the table's values (synchronously: no change interleaves)."""
+    def recount(self, records: RecordTable) -> None:
+        """Set the gauge from the table (synchronously: no change interleaves)."""
         started = time.monotonic()
-        tally: Tally[str] = Tally()
-        for value in values:
-            try:
-                tally[orjson.loads(value)["record"]["status"]] += 1
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
+        tally = records.count_by_status()
         for status in SmsStatus:
-            RECORDS.labels(status.value).set(tally.get(status.value, 0))
+            RECORDS.labels(status.value).set(tally.get(status, 0))
         took = time.monotonic() - started
         self.counted = True
         self.next_recount = time.monotonic() + max(RECOUNT_MIN_INTERVAL_S, 1000 * took)
@@ -207,10 +217,9 @@ async def measure_lag(consumer: Any, topics: Iterable[str]) -> dict[str, int]:
     return lag
 
 
-def install(worker: Any) -> None:
-    """Declare the timers that keep the lag and record gauges current."""
+def install(worker: Worker, records: RecordTable) -> None:
+    """Declare the timers that keep the lag and record gauges (from ``records``) current."""
     app = worker.app
-    records = app.tables["record_by_sid"]
     topics = source_topics(worker.settings)
     for topic in topics:
         CONSUMER_LAG.labels(topic).set(0)
@@ -225,7 +234,9 @@ def install(worker: Any) -> None:
         for topic, value in lag.items():
             CONSUMER_LAG.labels(topic).set(value)
 
-    async def recount_after_rebalance(sender: Any, **kwargs: Any) -> None:
+    async def recount_after_rebalance(  # the receiver signature mode's signals declare
+        sender: Any, /, *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
         RECORD_COUNTS.invalidate()
 
     # Sent once table recovery has completed, at start and after every rebalance.
@@ -234,7 +245,7 @@ def install(worker: Any) -> None:
     @app.timer(interval=RECOUNT_CHECK_S)
     async def count_records_by_status() -> None:
         if time.monotonic() >= RECORD_COUNTS.next_recount:
-            RECORD_COUNTS.recount(records.values())
+            RECORD_COUNTS.recount(records)
 
 
 def serve(settings: Settings) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -156,11 +157,40 @@ class CallbackDispatcher:
         self, message: SimMessage, steps: Sequence[Step], target: Target, delay: float
     ) -> None:
         """Send ``steps`` for ``message`` in the background, in order, ``delay`` s apart."""
-        if not steps:
-            return
-        task = asyncio.get_running_loop().create_task(self._run(message, steps, target, delay))
+        if steps:
+            self._start(self._run(message, steps, target, delay))
+
+    def withhold(
+        self, message: SimMessage, steps: Sequence[Step], url: str | None, delay: float
+    ) -> None:
+        """Move ``message`` along ``steps`` in the background, ``delay`` s apart, sending no
+        callback; each one is recorded as ``dropped`` when there was a ``url`` to send to."""
+        if steps:
+            self._start(self._advance_silently(message, steps, url, delay))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _advance_silently(
+        self, message: SimMessage, steps: Sequence[Step], url: str | None, delay: float
+    ) -> None:
+        for step in steps:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            message.advance(step.status, step.error_code, time.time())
+            if url is not None:
+                message.callbacks.append(
+                    CallbackRecord(
+                        status=step.status,
+                        error_code=step.error_code,
+                        url=url,
+                        idempotency_token=f"{message.sid}-{len(message.callbacks)}",
+                        outcome="dropped",
+                    )
+                )
+            logger.debug("status callback %s of %s withheld", step.status, message.sid)
 
     async def _run(
         self, message: SimMessage, steps: Sequence[Step], target: Target, delay: float

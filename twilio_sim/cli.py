@@ -30,8 +30,10 @@ magic 'To' numbers: +15005550001 (21211), +15005550002 (21612), +15005550003 (21
   +15005550004 (21610), +15005550009 (21614).
 scenarios (config "scenarios": {{number: scenario}}, or --scenario for the default):
   {", ".join(s.value for s in Scenario)}.
-inspection: GET /_sim/health, GET /_sim/messages[?to=], GET /_sim/messages/SID,
-  GET|POST /_sim/config (POST merges a JSON object), POST /_sim/reset.
+lost callbacks: config "silent_numbers": [number, ...]: their messages move along their
+  scenario (seen through fetch and list), and no status callback is ever sent.
+inspection: GET /_sim/health, GET /_sim/stats, GET /_sim/messages[?to=],
+  GET /_sim/messages/SID, GET|POST /_sim/config (POST merges a JSON object), POST /_sim/reset.
 
 examples:
   smslane twilio-sim --account AC00000000000000000000000000000000:secret \\
@@ -86,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--callback-delay-ms", type=float, metavar="MS", help="pause before each status callback"
     )
     parser.add_argument(
+        "--create-accept-delay-ms",
+        type=float,
+        metavar="MS",
+        help="pause before a create is recorded; a caller gone by then leaves no message",
+    )
+    parser.add_argument(
         "--sign-url-fragment",
         action="store_true",
         help="sign status callbacks over the StatusCallback with its #fragment",
@@ -125,6 +133,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         patch["default_scenario"] = args.scenario
     if args.callback_delay_ms is not None:
         patch["callback_delay_ms"] = args.callback_delay_ms
+    if args.create_accept_delay_ms is not None:
+        patch["create_accept_delay_ms"] = args.create_accept_delay_ms
     if args.sign_url_fragment:
         patch["sign_url_fragment"] = True
     return config.merged(patch)

@@ -56,6 +56,12 @@ class SimConfig(BaseModel):
     """Numbers Lookup reports with line type ``nonFixedVoip``."""
     invalid_numbers: frozenset[str] = frozenset()
     """Numbers Lookup reports as invalid even when they parse as valid."""
+    silent_numbers: frozenset[str] = frozenset()
+    """Destinations whose messages move along their scenario (``callback_delay_ms`` apart,
+    visible through fetch and list) while no status callback is ever sent: lost callbacks."""
+    create_accept_delay_ms: float = Field(default=0.0, ge=0)
+    """Pause before a Messages create is recorded, in milliseconds. A caller that disconnects
+    meanwhile leaves no message, as when Twilio never got the call."""
     create_delay_ms: float = Field(default=0.0, ge=0)
     """Pause before a Messages create answers (the message exists already), in milliseconds."""
     callback_delay_ms: float = Field(default=5.0, ge=0)

@@ -91,10 +91,13 @@ class MessageStore:
     def __init__(self, limit: int) -> None:
         self._order: deque[SimMessage] = deque()
         self._by_sid: dict[str, SimMessage] = {}
+        self._next_seq = 1
         self.limit = limit
 
     def add(self, message: SimMessage) -> None:
-        """Remember ``message``."""
+        """Remember ``message``, numbering it after every message added before (ever)."""
+        message.seq = self._next_seq
+        self._next_seq += 1
         self._order.append(message)
         self._by_sid[message.sid] = message
         while len(self._order) > self.limit:

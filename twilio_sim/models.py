@@ -54,7 +54,8 @@ class CallbackRecord:
     """``I-Twilio-Idempotency-Token``: the same on every retry of this callback."""
     attempts: int = 0
     outcome: str = "pending"
-    """``pending``, ``delivered`` (2xx/3xx), ``rejected`` (4xx, not retried) or ``failed``."""
+    """``pending``, ``delivered`` (2xx/3xx), ``rejected`` (4xx, not retried), ``failed``, or
+    ``dropped`` (never sent: the destination is one of ``silent_numbers``)."""
     http_status: int | None = None
     error: str | None = None
     """The last connection error, when there was one."""
@@ -97,6 +98,8 @@ class SimMessage:
     sent: float | None = None
     error_code: int | None = None
     callbacks: list[CallbackRecord] = field(default_factory=list)
+    seq: int = 0
+    """Position in creation order, given by the store (the list call's page tokens)."""
 
     def advance(self, status: str, error_code: int | None, now: float) -> None:
         """Move to ``status`` unless the message is already further along its lifecycle."""
@@ -108,6 +111,13 @@ class SimMessage:
             self.error_code = error_code
         if status in ("sent", "delivered", "undelivered") and self.sent is None:
             self.sent = now
+
+    def shown_from(self) -> str | None:
+        """``from`` as the resource shows it: a Messaging Service send's sender shows only
+        once the message has left ``accepted``."""
+        if self.status == "accepted" and self.messaging_service_sid is not None:
+            return self.requested_from
+        return self.sender
 
     def uri(self) -> str:
         """The resource's path, relative to the API host."""
@@ -129,7 +139,7 @@ class SimMessage:
             "error_message": CALLBACK_ERROR_MESSAGES.get(self.error_code)
             if self.error_code is not None
             else None,
-            "from": self.requested_from if pending_service else self.sender,
+            "from": self.shown_from(),
             "messaging_service_sid": self.messaging_service_sid,
             "num_media": "0",
             "num_segments": "0" if pending_service else str(self.num_segments),

@@ -1,11 +1,10 @@
-"""The Twilio API routes: Messages (create, fetch) and Lookup v2, plus Twilio-shaped 404s.
+"""The Twilio API routes: Messages (create, list, fetch) and Lookup v2, plus Twilio-shaped 404s.
 
 Handlers stay thin: authenticate, read the request, call :class:`SimState`, answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -44,6 +43,12 @@ def _account(request: web.Request, state: SimState) -> str | None:
     return account_sid
 
 
+def _caller_gone(request: web.Request) -> bool:
+    """Whether the client closed its connection (aiohttp does not cancel the handler)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 async def create_message(request: web.Request) -> web.Response:
     """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``."""
     state = request.app[STATE_KEY]
@@ -54,9 +59,20 @@ async def create_message(request: web.Request) -> web.Response:
     form = {key: value for key, value in post.items() if isinstance(value, str)}
     if "MediaUrl" in post:
         form.setdefault("MediaUrl", "")
-    status, body = await state.create_message(account_sid, form)
-    if state.config.create_delay_ms:  # a slow Twilio: created, answer still on its way
-        await asyncio.sleep(state.config.create_delay_ms / 1000.0)
+    outcome = await state.receive_create(account_sid, form, lambda: _caller_gone(request))
+    if outcome is None:  # nobody is left to read it
+        return web.Response(status=499)
+    status, body = outcome
+    return json_response(body, status)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """``GET /2010-04-01/Accounts/{AccountSid}/Messages.json``: a page, newest first."""
+    state = request.app[STATE_KEY]
+    account_sid = _account(request, state)
+    if account_sid is None:
+        return error_response(errors.AUTHENTICATE)
+    status, body = state.list_messages(account_sid, request.query)
     return json_response(body, status)
 
 
@@ -96,6 +112,7 @@ def add_routes(app: web.Application) -> None:
     """Register the Twilio API routes; call last, as its catch-all route answers 404."""
     accounts = f"/{API_VERSION}/Accounts/{{account_sid}}"
     app.router.add_post(f"{accounts}/Messages.json", create_message)
+    app.router.add_get(f"{accounts}/Messages.json", list_messages)
     app.router.add_get(f"{accounts}/Messages/{{sid}}.json", fetch_message)
     app.router.add_get("/v2/PhoneNumbers/{number}", lookup_number)
     app.router.add_route("*", "/{tail:.*}", not_found)

@@ -1,7 +1,8 @@
 """Inspection and configuration routes under ``/_sim/`` for black-box tests.
 
-``GET /_sim/health``, ``GET /_sim/messages[?to=]``, ``GET /_sim/messages/{sid}``,
-``GET|POST /_sim/config`` (POST merges a JSON patch), ``POST /_sim/reset``.
+``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/messages[?to=]``,
+``GET /_sim/messages/{sid}``, ``GET|POST /_sim/config`` (POST merges a JSON patch),
+``POST /_sim/reset``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ async def health(request: web.Request) -> web.Response:
             "pending_callbacks": state.dispatcher.pending,
         }
     )
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Create-call counters: ``creates_in_progress`` (held now), ``creates_received``,
+    ``creates_dropped`` (caller gone during ``create_accept_delay_ms``)."""
+    return json_response(request.app[STATE_KEY].creates.as_json())
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -66,7 +73,8 @@ async def post_config(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    """Forget every message and sticky-sender mapping (the configuration stays)."""
+    """Forget every message, sticky-sender mapping and create counter (the configuration
+    stays)."""
     request.app[STATE_KEY].reset()
     return json_response({"status": "ok"})
 
@@ -74,6 +82,7 @@ async def reset(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the ``/_sim/`` routes."""
     app.router.add_get("/_sim/health", health)
+    app.router.add_get("/_sim/stats", stats)
     app.router.add_get("/_sim/messages", list_messages)
     app.router.add_get("/_sim/messages/{sid}", get_message)
     app.router.add_get("/_sim/config", get_config)

@@ -63,12 +63,17 @@ class TwilioSimulator:
         """The message with ``sid``."""
         return self._state.store.get(sid)
 
+    def stats(self) -> dict[str, int]:
+        """The create-call counters, as ``GET /_sim/stats`` answers them."""
+        return self._state.creates.as_json()
+
     def configure(self, patch: Mapping[str, Any] | None = None, **changes: Any) -> SimConfig:
         """Merge ``patch`` and ``changes`` into the configuration, like ``POST /_sim/config``."""
         return self._state.configure({**(patch or {}), **changes})
 
     def reset(self) -> None:
-        """Forget every message and sticky-sender mapping, like ``POST /_sim/reset``."""
+        """Forget every message, sticky-sender mapping and create counter, like
+        ``POST /_sim/reset``."""
         self._state.reset()
 
     async def wait_idle(self) -> None:
@@ -82,7 +87,11 @@ class TwilioSimulator:
             return self.base_url
         await self._state.dispatcher.open()
         runner = web.AppRunner(
-            build_app(self._state), access_log=None, handle_signals=False, shutdown_timeout=2.0
+            build_app(self._state),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            handler_cancellation=False,  # a create outlives its caller, as on Twilio's side
         )
         await runner.setup()
         try:

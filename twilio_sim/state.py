@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twilio_sim.callbacks import CallbackDispatcher, parse_target
 from twilio_sim.config import SimConfig
 from twilio_sim.errors import TwilioError
+from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
+from twilio_sim.models import API_VERSION
 from twilio_sim.scenarios import plan_for
 from twilio_sim.senders import SenderSelector
 
 logger = logging.getLogger(__name__)
 
 _AUTH_CACHE_SIZE = 1024
+
+
+@dataclass(slots=True)
+class CreateCounters:
+    """What became of the create calls (authenticated ones) since start or the last reset."""
+
+    in_progress: int = 0
+    """Create calls the simulator holds now (in either delay, or being handled)."""
+    received: int = 0
+    dropped: int = 0
+    """Create calls whose caller disconnected during ``create_accept_delay_ms``: no message."""
+
+    def clear(self) -> None:
+        """Zero ``received`` and ``dropped``; ``in_progress`` still counts the held calls."""
+        self.received = 0
+        self.dropped = 0
+
+    def as_json(self) -> dict[str, int]:
+        """The ``GET /_sim/stats`` view."""
+        return {
+            "creates_in_progress": self.in_progress,
+            "creates_received": self.received,
+            "creates_dropped": self.dropped,
+        }
 
 
 class SimState:
@@ -29,6 +57,7 @@ class SimState:
         self.selector = SenderSelector(config.services)
         self.store = MessageStore(config.max_stored_messages)
         self.dispatcher = CallbackDispatcher(config)
+        self.creates = CreateCounters()
         self._auth_cache: dict[str, str] = {}
 
     def apply(self, config: SimConfig) -> None:
@@ -51,9 +80,44 @@ class SimState:
         return self.config
 
     def reset(self) -> None:
-        """Forget every message and every sticky-sender mapping."""
+        """Forget every message, every sticky-sender mapping and the create counters (but
+        the calls still held: ``in_progress`` keeps counting them)."""
         self.store.clear()
         self.selector.forget()
+        self.creates.clear()
+
+    async def receive_create(
+        self, account_sid: str, form: Mapping[str, str], caller_gone: Callable[[], bool]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """A create call as the caller sees it: held ``create_accept_delay_ms`` before it is
+        recorded, ``create_delay_ms`` after. ``None`` when the caller disconnected during the
+        first pause: the message is not created, as Twilio never got the call."""
+        config = self.config
+        counters = self.creates
+        counters.received += 1
+        counters.in_progress += 1
+        try:
+            if config.create_accept_delay_ms:
+                await asyncio.sleep(config.create_accept_delay_ms / 1000.0)
+                if caller_gone():
+                    counters.dropped += 1
+                    logger.info(
+                        "create call to %s dropped: the caller disconnected before it was "
+                        "accepted, no message created",
+                        form.get("To", "?"),
+                    )
+                    return None
+            status, body = await self.create_message(account_sid, form)
+            if config.create_delay_ms:  # a slow Twilio: created, answer still on its way
+                await asyncio.sleep(config.create_delay_ms / 1000.0)
+                if caller_gone():
+                    logger.info(
+                        "message %s created, but its caller disconnected before the answer",
+                        body.get("sid", "?"),
+                    )
+            return status, body
+        finally:
+            counters.in_progress -= 1
 
     def authenticate(self, header: str | None) -> str | None:
         """The account SID an ``Authorization: Basic`` header proves, or ``None``."""
@@ -86,7 +150,8 @@ class SimState:
         """Handle a create call: the HTTP status and JSON body to answer with.
 
         A message with a StatusCallback moves along its scenario as its callbacks go out;
-        one without (or in the ``none`` scenario) takes its final status at once.
+        one to a ``silent_numbers`` destination moves along it the same way, sending nothing;
+        any other (or one in the ``none`` scenario) takes its final status at once.
         """
         now = time.time()
         config = self.config
@@ -101,11 +166,18 @@ class SimState:
             undelivered_code=config.undelivered_error_code,
             failed_code=config.failed_error_code,
         )
-        if message.status_callback is None or not plan.steps:
+        callback = message.status_callback
+        silent = message.to in config.silent_numbers
+        if not plan.steps or (callback is None and not silent):
             message.advance(plan.final_status, plan.final_error_code, now)
             return 201, answer
+        delay = config.delay_for(message.scenario)
+        if silent or callback is None:
+            url = callback.partition("#")[0] if callback is not None else None
+            self.dispatcher.withhold(message, plan.steps, url, delay)
+            return 201, answer
         target = parse_target(
-            message.status_callback,
+            callback,
             config.accounts.get(account_sid, ""),
             config.callback_retries,
             config.sign_url_fragment,
@@ -114,5 +186,20 @@ class SimState:
         if plan.early:
             await self.dispatcher.send(message, steps[0], target)
             steps = steps[1:]
-        self.dispatcher.dispatch(message, steps, target, config.delay_for(message.scenario))
+        self.dispatcher.dispatch(message, steps, target, delay)
         return 201, answer
+
+    def list_messages(
+        self, account_sid: str, params: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """Handle a list call: the HTTP status and JSON body (a page, newest first)."""
+        query = parse_query(params)
+        if isinstance(query, TwilioError):
+            return query.status, query.body()
+        anchor_seq = None
+        if query.token is not None:
+            anchor = self.store.get(query.token[2:])
+            anchor_seq = anchor.seq if anchor is not None else -1
+        page = select_page(self.store.select(), account_sid, query, anchor_seq)
+        path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        return 200, render_page(path, query, page)

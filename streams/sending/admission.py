@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from schemas.config import OptOut
-from schemas.events import SendRequest
-from streams.sending import decision
+from schemas.events import Reconciled, SendRequest
+from streams.reconcile.decision import window_end
+from streams.sending import checks, decision
 from streams.sending.decision import Conflict, Interrupted, New, Replay
 from streams.sending.outcomes import Outcome, OutcomeTable
 
@@ -68,6 +69,14 @@ class Batch:
     waiting: dict[SameRequest, asyncio.Future[Outcome]] = field(default_factory=dict)
     #: The in-flight marker write of each request in ``new``.
     markers: dict[UUID, Awaitable[object]] = field(default_factory=dict)
+    #: Reconciliation results taken with the batch (event, result, deadline if sent now).
+    reconciled: Sequence[tuple[Any, Reconciled, float]] = ()
+    #: Interrupted requests found (marker and all): reconciliation is to look for them.
+    interrupted: list[Outcome] = field(default_factory=list)
+    #: Interrupted requests whose message Twilio has: their event and 201 outcome.
+    adoptions: list[tuple[Any, Outcome]] = field(default_factory=list)
+    #: Interrupted requests Twilio never got, to send once now (also in ``new``).
+    resends: list[Incoming] = field(default_factory=list)
 
 
 class _Deciding(NamedTuple):
@@ -79,9 +88,15 @@ class BatchAdmission:
     """Admits batches over the outcome table and tracks the requests being decided."""
 
     def __init__(
-        self, outcomes: OutcomeTable, bind: Callable[[Any], None] = lambda event: None
+        self,
+        outcomes: OutcomeTable,
+        bind: Callable[[Any], None] = lambda event: None,
+        *,
+        send_timeout_s: float = 10.0,
+        reconcile_margin_s: float = 30.0,
     ) -> None:
         self.outcomes = outcomes
+        self._window = (send_timeout_s, reconcile_margin_s)
         #: Makes an event current before the table is read or written for it (Faust writes
         #: a table's changelog to, and a rocksdb:// table reads from, the current event's
         #: partition).
@@ -91,10 +106,13 @@ class BatchAdmission:
     def admit(self, batch: Batch, now: datetime) -> None:
         """Sort ``batch.incoming``; new requests are marked in flight. If this raises, the
         batch as far as it got must still be :meth:`release`-d."""
+        for event, result, deadline in batch.reconciled:
+            self._admit_reconciled(batch, event, result, now, deadline)
         for item in batch.incoming:
             batch.firsts.setdefault(SameRequest.of(item.request), item)
-        for item in batch.firsts.values():
-            self._admit_first(batch, item, now)
+        for item in list(batch.firsts.values()):
+            if item not in batch.resends:
+                self._admit_first(batch, item, now)
 
     def _admit_first(self, batch: Batch, item: Incoming, now: datetime) -> None:
         request, same = item.request, SameRequest.of(item.request)
@@ -108,18 +126,64 @@ class BatchAdmission:
         self.bind(item.event)
         match decision.admission_for(request, self.outcomes.get(request.request_id), now):
             case New():
-                marker = self.outcomes.mark_in_flight(request, now)
-                future = asyncio.get_running_loop().create_future()
-                self._deciding[request.request_id] = _Deciding(request.body_hash, future)
-                batch.markers[request.request_id] = marker
-                batch.new.append(item)
+                self._begin(batch, item, now)
             case Replay(outcome):
                 batch.answers[same] = Answer(outcome)
             case Conflict():
                 batch.conflicts.append(item)
-            case Interrupted():
-                log.error("send request %s was interrupted mid-call", request.request_id)
-                batch.answers[same] = Answer(decision.interrupted_answer(request, now))
+            case Interrupted(marker):
+                log.warning("send request %s was interrupted mid-call", request.request_id)
+                batch.answers[same] = Answer(
+                    decision.interrupted_answer(request, now, self.reconcilable_until(marker))
+                )
+                if marker.request is not None:
+                    batch.interrupted.append(marker)
+
+    def reconcilable_until(self, marker: Outcome) -> datetime | None:
+        """When the marker's attempt can no longer arrive at Twilio; None if the marker is
+        too old to carry its request (written before reconciliation existed)."""
+        if marker.request is None:
+            return None
+        return window_end(marker.decided_at, *self._window)
+
+    def _admit_reconciled(
+        self, batch: Batch, event: Any, result: Reconciled, now: datetime, deadline: float
+    ) -> None:
+        """Apply what reconciliation found, if it is about the marker still in the table."""
+        self.bind(event)
+        marker = self.outcomes.get(result.request_id)
+        if (
+            marker is None
+            or not marker.in_flight
+            or marker.request is None
+            or marker.decided_at != result.marker_at
+            or result.request_id in self._deciding
+        ):
+            log.info("reconciliation of %s is no longer needed", result.request_id)
+            return
+        request = marker.request
+        if result.message_sid is not None:
+            to = checks.parse_destination(request.to_phone_number)
+            e164 = to.e164 if isinstance(to, checks.Destination) else request.to_phone_number
+            outcome = decision.adopted(marker, request, e164, result.message_sid, now)
+            batch.adoptions.append((event, outcome))
+            return
+        item = Incoming(event, request, deadline)
+        self._begin(batch, item, now)
+        batch.resends.append(item)
+        batch.firsts[SameRequest.of(request)] = item
+
+    def _begin(self, batch: Batch, item: Incoming, now: datetime) -> None:
+        """Mark a request in flight and track it (only once the write was handed over)."""
+        request = item.request
+        marker = self.outcomes.mark_in_flight(request, now)
+        future = asyncio.get_running_loop().create_future()
+        self._deciding[request.request_id] = _Deciding(request.body_hash, future)
+        batch.markers[request.request_id] = marker
+        batch.new.append(item)
+
+    def is_deciding(self, request_id: UUID) -> bool:
+        return request_id in self._deciding
 
     def settle(self, request: SendRequest, outcome: Outcome) -> None:
         """Hand a new request's outcome to the duplicates waiting for it."""

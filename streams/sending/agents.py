@@ -17,22 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import faust
 from pydantic import ValidationError
 
 from schemas.config import ConfigChange, config_key
-from schemas.events import ExpireOutcome, SendRequest
+from schemas.events import ExpireOutcome, Reconciled, SendRequest
 from schemas.topics import Topics
 from streams import metrics
 from streams.sending import decision
 from streams.sending.admission import Answer, Batch, BatchAdmission, Incoming, SameRequest
 from streams.sending.outcomes import OutcomeTable
 from streams.sending.provider import TwilioGateway
+from streams.sending.reconciling import RECONCILE_EVERY_S, Reconciling
 from streams.sending.sender import Sender
 from streams.tables import bind_event, changelog_table
 from streams.worker import Worker
@@ -49,9 +50,10 @@ REQUESTS = Topics.SEND_REQUESTS.codec
 class SendAgent:
     """``send_messages`` and its expiry timer, one method per step."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, gateway: TwilioGateway) -> None:
         self.app, self.settings = worker.app, worker.settings
         self.requests_topic = worker.topic(Topics.SEND_REQUESTS.base_name)
+        self.reconcile_topic = worker.topic(Topics.RECONCILE.base_name)
         self.created_topic = worker.topic(Topics.CREATED.base_name)
         self.config_topic = worker.topic(Topics.CONFIG.base_name)
         table = changelog_table(
@@ -59,10 +61,16 @@ class SendAgent:
             partitions=self.settings.topic_partitions,
         )  # fmt: skip
         self.outcomes = OutcomeTable(table)
-        gateway = TwilioGateway(self.settings)
-        worker.closers.append(gateway.close)
         self.sender = Sender(worker, gateway)
-        self.admission = BatchAdmission(self.outcomes, bind=bind_event)
+        self.admission = BatchAdmission(
+            self.outcomes, bind=bind_event,
+            send_timeout_s=self.settings.send_timeout_seconds,
+            reconcile_margin_s=self.settings.reconcile_margin_seconds,
+        )  # fmt: skip
+        self.reconciling = Reconciling(
+            self.app, self.outcomes, self.admission, self.created_topic, self.reconcile_topic
+        )
+        self.interrupted = self.reconciling.index
         self._reply_topics: dict[str, faust.TopicT] = {}
         self._slots = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
         self._running: set[asyncio.Task[None]] = set()
@@ -80,7 +88,8 @@ class SendAgent:
                 await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
 
     def _start(self, stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
-        batch = Batch(self._decode(events))
+        incoming, reconciled = self._decode(events)
+        batch = Batch(incoming, reconciled=reconciled)
         try:
             self.admission.admit(batch, _now())
         except Exception:
@@ -94,10 +103,14 @@ class SendAgent:
         task.add_done_callback(self._running.discard)
         task.add_done_callback(lambda _: self._slots.release())
 
-    def _decode(self, events: Sequence[faust.EventT]) -> list[Incoming]:
-        """The batch's send requests; expiry orders are applied, stale events skipped."""
+    def _decode(
+        self, events: Sequence[faust.EventT]
+    ) -> tuple[list[Incoming], list[tuple[faust.EventT, Reconciled, float]]]:
+        """The batch's send requests and reconciliation results; expiry orders are
+        applied, stale events skipped."""
         generation = self.app.consumer_generation_id
         decoded = []
+        reconciled = []
         for event in events:
             if event.message.generation_id != generation:
                 # Taken before a rebalance: its partition may be another worker's now, which
@@ -106,21 +119,24 @@ class SendAgent:
             value = self._value(event)
             if isinstance(value, ExpireOutcome):
                 self._forget_expired(event, value)
+            elif isinstance(value, Reconciled):
+                deadline = time.time() + self.settings.send_timeout_seconds
+                reconciled.append((event, value, deadline))
             elif value is not None:
                 deadline = decision.send_deadline(
                     event.message.timestamp, event.message.timestamp_type, value.received_at,
                     self.settings.send_timeout_seconds,
                 )  # fmt: skip
                 decoded.append(Incoming(event, value, deadline))
-        return decoded
+        return decoded, reconciled
 
     @staticmethod
-    def _value(event: faust.EventT) -> SendRequest | ExpireOutcome | None:
+    def _value(event: faust.EventT) -> SendRequest | ExpireOutcome | Reconciled | None:
         message = event.message
         try:
             if not isinstance(event.value, bytes):
                 raise ValueError("no value")
-            value: SendRequest | ExpireOutcome = REQUESTS.decode(event.value)
+            value: SendRequest | ExpireOutcome | Reconciled = REQUESTS.decode(event.value)
             return value
         except (ValidationError, ValueError) as exc:
             log.error(
@@ -134,8 +150,10 @@ class SendAgent:
         self, stream: faust.StreamT, events: Sequence[faust.EventT], batch: Batch
     ) -> None:
         try:
+            await self.reconciling.adopt(batch)
             await self._decide(batch)
             await self._answer(batch)
+            await self.reconciling.order(batch.interrupted)
         except Exception:
             # A bug, not a provider error (those are outcomes): requests left without a reply
             # get the ingress's 504, and their in-flight markers keep retries from Twilio.
@@ -176,7 +194,7 @@ class SendAgent:
 
     async def _answer(self, batch: Batch) -> None:
         """Record, publish and reply, in the batch's order, each bound to its event."""
-        for item in batch.incoming:
+        for item in [*batch.incoming, *batch.resends]:
             same = SameRequest.of(item.request)
             answer = batch.answers[same]
             if batch.firsts[same] is not item:  # a duplicate in the batch: replay it
@@ -184,14 +202,25 @@ class SendAgent:
             metrics.send_decided(answer.outcome.error, answer.decided_here)
             bind_event(item.event)
             if answer.decided_here:
-                self._record(item.request.request_id, answer)
+                self._record(item.request, answer)
             await self._publish(item.request, answer)
+            if item in batch.resends:
+                self.reconciling.count_resend(item.request, answer.outcome)
 
-    def _record(self, request_id: UUID, answer: Answer) -> None:
-        if decision.forget_after(answer.outcome):
+    def _record(self, request: SendRequest, answer: Answer) -> None:
+        request_id = request.request_id
+        if answer.outcome.in_flight:
+            # Twilio may have it: the marker stays (with its time and request), and
+            # reconciliation finds out.
+            marker = self.outcomes.get(request_id)
+            if marker is not None:
+                self.interrupted.add(marker)
+        elif decision.forget_after(answer.outcome):
             self.outcomes.forget(request_id)  # Twilio did not take it: a retry runs afresh
+            self.interrupted.discard(request_id)
         else:
             self.outcomes.record(request_id, answer.outcome)
+            self.interrupted.discard(request_id)
 
     async def _publish(self, request: SendRequest, answer: Answer) -> None:
         outcome = answer.outcome
@@ -242,11 +271,12 @@ class SendAgent:
                 await self.requests_topic.send(key=key, value=order)
 
 
-def register(worker: Worker) -> SendAgent:
-    """Declare the send agent, its table and its timer on the worker's app."""
-    agent = SendAgent(worker)
+def register(worker: Worker, gateway: TwilioGateway) -> SendAgent:
+    """Declare the send agent, its table and its timers on the worker's app."""
+    agent = SendAgent(worker, gateway)
     worker.app.agent(agent.requests_topic, name="send_messages")(agent.run)
     worker.app.timer(interval=3600.0)(agent.expire_outcomes)
+    worker.app.timer(interval=RECONCILE_EVERY_S)(agent.reconciling.tick)
     return agent
 
 

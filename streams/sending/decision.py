@@ -87,13 +87,42 @@ def expired(outcome: Outcome, at: datetime) -> bool:
     return outcome.decided_at + IDEMPOTENCY_WINDOW <= at
 
 
-def interrupted_answer(request: SendRequest, now: datetime) -> Outcome:
-    """The answer to a retry of an interrupted request: not sent again, so never twice."""
+def interrupted_answer(
+    request: SendRequest, now: datetime, reconcilable_until: datetime | None
+) -> Outcome:
+    """The answer to a retry of an interrupted request while reconciliation looks for its
+    message at Twilio: 503 with the time to come back (``reconcilable_until`` is when the
+    first attempt can no longer arrive; None for a marker too old to reconcile)."""
+    if reconcilable_until is None:
+        error = ProviderUnavailable(
+            "An earlier attempt of this request was interrupted while Twilio was being "
+            "called; it is not retried, so that the message is never sent twice."
+        )
+        return error_outcome(request, error, now, retry_after=60)
     error = ProviderUnavailable(
         "An earlier attempt of this request was interrupted while Twilio was being called; "
-        "it is not retried, so that the message is never sent twice."
+        "smslane is finding out from Twilio whether it was sent (and sends it once if not). "
+        "Retry with the same Idempotency-Key after Retry-After."
     )
-    return error_outcome(request, error, now, retry_after=60)
+    wait_s = (reconcilable_until - now).total_seconds()
+    return error_outcome(request, error, now, retry_after=max(2, min(60, int(wait_s) + 1)))
+
+
+def adopted(marker: Outcome, request: SendRequest, to: str, sid: str, now: datetime) -> Outcome:
+    """The 201 outcome of an interrupted request whose message Twilio did create as ``sid``.
+
+    The record id is derived from the request and the SID, so that a repeated adoption
+    yields the same record."""
+    record = SmsRecord(
+        id=uuid.uuid5(request.request_id, sid),
+        use_case_id=request.use_case_id,
+        message_sid=sid,
+        to_number=to,
+        body=request.message,
+        created_at=request.received_at,
+        updated_at=request.received_at,
+    )
+    return Outcome(body_hash=marker.body_hash, decided_at=now, status_code=201, record=record)
 
 
 # -- the checks around the Lookup ---------------------------------------------------------

@@ -37,6 +37,8 @@ class Outcome(BaseModel):
     #: Written (and flushed to the changelog) before Twilio is called: found on a
     #: redelivery, it means an earlier attempt may have reached Twilio.
     in_flight: bool = False
+    #: On a marker: the request itself, so that reconciliation can adopt or send it.
+    request: SendRequest | None = None
 
     def reply(self, request: SendRequest) -> SendReply:
         return SendReply(
@@ -51,7 +53,10 @@ class Outcome(BaseModel):
     @classmethod
     def marker(cls, request: SendRequest, now: datetime) -> Outcome:
         """The in-flight marker of ``request``."""
-        return cls(body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True)
+        return cls(
+            body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True,
+            request=request,
+        )  # fmt: skip
 
 
 CODEC: Codec[Outcome] = Codec(Outcome)

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -53,6 +54,36 @@ class ProviderMaybeSent(ProviderDown):
     """A create call failed in a way that does not tell whether Twilio created the message
     (a timeout after the request went out, a dropped connection, a 500/502/504); it is not
     repeated, so that the message is never sent twice."""
+
+
+@dataclass(frozen=True)
+class TwilioMessage:
+    """The fields of a Twilio Message resource that reconciliation and repair read."""
+
+    sid: str
+    to: str
+    body: str
+    messaging_service_sid: str | None
+    status: str
+    date_created: datetime | None
+    error_code: int | None = None
+    from_number: str | None = None
+    num_segments: str | None = None
+
+    @classmethod
+    def of(cls, message: Any) -> TwilioMessage:
+        """From a ``twilio`` ``MessageInstance``."""
+        return cls(
+            sid=str(message.sid),
+            to=str(message.to),
+            body=str(message.body or ""),
+            messaging_service_sid=message.messaging_service_sid,
+            status=str(message.status),
+            date_created=message.date_created,
+            error_code=_int(message.error_code),
+            from_number=message.from_,
+            num_segments=None if message.num_segments is None else str(message.num_segments),
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +241,53 @@ class TwilioGateway:
         except TwilioRestException as exc:
             return ProviderRejection(exc.status, _int(exc.code), str(exc.msg))
         return str(message.sid)
+
+    async def recent_messages(
+        self, account: Subaccount, to: str, since: datetime, *, limit: int = 200
+    ) -> list[TwilioMessage]:
+        """The subaccount's messages to ``to`` created at or after ``since``, newest first.
+
+        Twilio lists newest first; paging stops at the first older message (or ``limit``).
+        ``DateSent`` is not used as a filter: it is empty until a message is sent, and only
+        day-precise. Raises :class:`ProviderDown` when Twilio cannot answer.
+        """
+        client = self._client(account)
+
+        async def call() -> list[TwilioMessage]:
+            found: list[TwilioMessage] = []
+            messages = client.api.v2010.accounts(account.account_sid).messages
+            async for message in await messages.stream_async(to=to, page_size=50, limit=limit):
+                if message.date_created is not None and message.date_created < since:
+                    break
+                found.append(TwilioMessage.of(message))
+            return found
+
+        try:
+            return await self._with_retries(
+                f"list messages to {to[:-4]}****",
+                timed_provider_call("list_messages", call),
+                idempotent=True,
+            )
+        except TwilioRestException as exc:
+            raise ProviderDown(f"HTTP {exc.status} from Twilio", retry_after=30) from exc
+
+    async def fetch_message(self, account: Subaccount, sid: str) -> TwilioMessage | None:
+        """The message ``sid`` as Twilio has it now; None when Twilio does not know it."""
+        client = self._client(account)
+
+        async def call() -> Any:
+            return await client.api.v2010.accounts(account.account_sid).messages(sid).fetch_async()
+
+        try:
+            message = await self._with_retries(
+                f"fetch message {sid}", timed_provider_call("fetch_message", call),
+                idempotent=True,
+            )  # fmt: skip
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise ProviderDown(f"HTTP {exc.status} from Twilio", retry_after=30) from exc
+        return TwilioMessage.of(message)
 
     async def line_type(self, account: Subaccount, number: str) -> str | None:
         """Lookup v2 line type of ``number`` (cached); None when Lookup has no answer."""

@@ -31,17 +31,19 @@ class Sent:
 
     @property
     def interrupted(self) -> bool:
-        """Its first attempt was cut off inside the Twilio call, so smslane does not send it
-        again (the contract's answer until reconciliation finds it)."""
-        status, body = self.final
-        return status == 503 and "interrupted" in str(body.get("detail", ""))
+        """It was cut off inside the Twilio call at some point (answered so at least once)."""
+        return any(
+            status == 503 and "interrupted" in str(body.get("detail", ""))
+            for status, body in self.answers
+        )
 
 
 async def send_until_answered(
     client: httpx.AsyncClient, use_case_id: str, sent: Sent, *, give_up_after_s: float = 60.0
 ) -> Sent:
     """POST the send, retrying on 503/504 and on a lost connection, until another answer
-    comes or ``give_up_after_s`` passes. An interrupted request stops at its first 503."""
+    comes or ``give_up_after_s`` passes (an interrupted request answers 503 until
+    reconciliation has found its message at Twilio, or sent it)."""
     deadline = time.monotonic() + give_up_after_s
     body = {"use_case_id": use_case_id, "to_phone_number": sent.to, "message": sent.message}
     while True:
@@ -52,7 +54,7 @@ async def send_until_answered(
             retry_after = 1.0
         else:
             sent.answers.append((answer.status_code, answer.json()))
-            if answer.status_code not in (503, 504) or sent.interrupted:
+            if answer.status_code not in (503, 504):
                 return sent
             retry_after = float(answer.headers.get("Retry-After", "1"))
         if time.monotonic() + retry_after > deadline:

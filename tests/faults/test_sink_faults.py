@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from uuid import UUID
@@ -58,7 +57,7 @@ def stack(
 ) -> Iterator[Stack]:
     running = Stack(
         tmp_path_factory.mktemp("faults"), kafka_bootstrap, database_url=pg_url,
-        table_store="rocksdb://", app_id=f"t{uuid.uuid4().hex[:10]}-smslane",
+        table_store="rocksdb://",
     )  # fmt: skip
     with running.running():
         yield running
@@ -86,7 +85,7 @@ async def sink_caught_up(stack: Stack) -> bool:
     bootstrap = stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
     topic = f"{stack.prefix}sms.status"
     ends = await end_offsets(bootstrap, topic, await topic_partitions(bootstrap, topic))
-    committed = await committed_offsets(bootstrap, f"{stack.env['SMSLANE_APP_ID']}-sink")
+    committed = await committed_offsets(bootstrap, f"{stack.prefix}smslane-sink")
     return all(committed.get(p, 0) >= end for p, end in ends.items())
 
 

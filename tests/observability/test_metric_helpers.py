@@ -9,7 +9,6 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -17,6 +16,8 @@ from ingress.app import create_app
 from schemas.events import RawCallback
 from schemas.settings import Settings
 from streams import metrics
+from streams.lifecycle.tables import RECORDS, LifecycleState, RecordTable
+from tests.streams.factories import create_record
 
 
 def sample(name: str, **labels: str) -> float:
@@ -74,14 +75,20 @@ async def test_lag_is_highwater_minus_committed_summed_per_topic() -> None:
     assert await metrics.measure_lag(consumer, ["a", "b", "c"]) == {"a": 6, "b": 5, "c": 0}
 
 
-def state(status: str) -> bytes:
-    return orjson.dumps({"record": {"status": status}, "version": 1})
+def records(*statuses: str) -> RecordTable:
+    """A record table holding one record per status, and one undecodable value."""
+    table = {b"SMbad": b"not json"}
+    for n, status in enumerate(statuses):
+        sid = f"SM{n}"
+        state = LifecycleState(record=create_record(message_sid=sid, status=status), version=1)
+        table[sid.encode()] = RECORDS.encode(state)
+    return RecordTable(table)
 
 
 def test_record_counts_step_only_after_a_recount() -> None:
     counts = metrics.RecordCounts()
     counts.created("pending")  # before any recount: ignored, the recount will see it
-    counts.recount([state("pending"), state("sent"), state("delivered"), b"not json"])
+    counts.recount(records("pending", "sent", "delivered"))
     assert sample("smslane_worker_records", status="pending") == 1
     counts.created("pending")
     counts.changed("pending", "sent")

@@ -141,14 +141,13 @@ class SinkHarness:
 
     @property
     def group_id(self) -> str:
-        return f"{self.prefix}app-sink"
+        return f"{self.prefix}smslane-sink"
 
     def settings(self, database_url: str) -> Settings:
         return Settings(
             kafka_bootstrap_servers=self.bootstrap,
             database_url=database_url,
             topic_prefix=self.prefix,
-            app_id=f"{self.prefix}app",
         )
 
     async def start(

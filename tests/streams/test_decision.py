@@ -68,10 +68,15 @@ def test_admission_of_each_kind_of_stored_outcome() -> None:
     assert decision.admission_for(req, marker, T0) == Interrupted(marker)
 
 
-def test_an_interrupted_request_is_answered_with_a_retry_after() -> None:
-    answer = decision.interrupted_answer(request(), T0)
-    assert answer.status_code == 503 and answer.retry_after == 60
+def test_an_interrupted_request_is_answered_503_with_when_to_come_back() -> None:
+    until = T0 + timedelta(seconds=20)
+    answer = decision.interrupted_answer(request(), T0, until)
+    assert answer.status_code == 503 and answer.retry_after == 21
     assert answer.error is not None and answer.error.code == "provider_unavailable"
+    late = decision.interrupted_answer(request(), until + timedelta(seconds=5), until)
+    assert late.retry_after == 2  # reconciliation is due: come back soon
+    old = decision.interrupted_answer(request(), T0, None)  # a marker without its request
+    assert old.retry_after == 60
 
 
 # -- the checks -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ def test_options_build_the_configuration(tmp_path: Path) -> None:
             "--service", f"{MG}:+14155550100, +12125550100",
             "--scenario", "out_of_order",
             "--callback-delay-ms", "0",
+            "--create-accept-delay-ms", "250",
         ]
     )  # fmt: skip
     config = config_from_args(args)
@@ -40,6 +41,7 @@ def test_options_build_the_configuration(tmp_path: Path) -> None:
     assert config.landline_numbers == {"+14155550124"}
     assert config.default_scenario is Scenario.OUT_OF_ORDER
     assert config.callback_delay_ms == 0
+    assert config.create_accept_delay_ms == 250
     assert config.sign_url_fragment is False
     signing = config_from_args(build_parser().parse_args(["--sign-url-fragment"]))
     assert signing.sign_url_fragment is True
@@ -57,7 +59,8 @@ def test_help_mentions_the_essentials(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for needle in ("--account SID:TOKEN", "--service", "/_sim/messages", "+15005550001"):
+    needles = ("--account SID:TOKEN", "--service", "/_sim/messages", "/_sim/stats", "+15005550001")
+    for needle in (*needles, "--create-accept-delay-ms"):
         assert needle in text
 
 

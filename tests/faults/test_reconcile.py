@@ -1,0 +1,163 @@
+"""Reconciliation with Twilio after a worker is killed inside the create call, and status
+repair when callbacks are lost.
+
+Production configuration (real broker, rocksdb://, real processes, SIGKILL). The stack's
+send timeout is 6 s and the reconcile margin 2 s, so a first attempt can no longer arrive
+8 s after it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.factories import create_use_case, sim_messages, unique_number
+from tests.faults.client import Sent, send_until_answered
+from tests.harness import Stack
+from tests.integration.test_lifecycle import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(
+        tmp_path_factory.mktemp("reconcile"), kafka_bootstrap, table_store="rocksdb://",
+        send_timeout_seconds="6", reconcile_margin_seconds="2",
+        status_repair_after_seconds="3",
+    )  # fmt: skip
+    with running.running():
+        yield running
+
+
+async def _first_attempt(client: httpx.AsyncClient, use_case_id: str, sent: Sent) -> None:
+    """The client's first POST, cut off by the worker's death (504, or a lost answer)."""
+    body = {"use_case_id": use_case_id, "to_phone_number": sent.to, "message": sent.message}
+    answer = await client.post("/v1/sms/", json=body, headers={"Idempotency-Key": sent.key})
+    sent.answers.append((answer.status_code, answer.json()))
+
+
+async def _kill_worker_once(stack: Stack, ready: object) -> None:
+    """SIGKILL the worker once ``ready()`` holds, then start it again."""
+    deadline = time.monotonic() + 15
+    while not await ready():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the create never reached the simulator"
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(stack.worker.stop, signal.SIGKILL)
+    stack.ready_file.unlink(missing_ok=True)
+    stack.worker.start()
+
+
+async def test_a_message_created_before_the_kill_is_adopted(stack: Stack) -> None:
+    """(a) The simulator created the message, then the worker died before its answer: the
+    retry gets that message's 201, Twilio has it once, its held callbacks are applied."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        sent = Sent(unique_number(), "adopt me")
+        await sim.post("/_sim/config", json={"create_delay_ms": 4000})
+        try:
+            first = asyncio.create_task(_first_attempt(client, use_case["id"], sent))
+
+            async def created() -> bool:
+                return bool(await sim_messages(sim, sent.to))
+
+            await _kill_worker_once(stack, created)
+            await asyncio.to_thread(stack.wait_worker_ready)
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        await first
+        await send_until_answered(client, use_case["id"], sent)
+        assert sent.created, sent.answers
+        at_twilio = await sim_messages(sim, sent.to)
+        assert [m["sid"] for m in at_twilio] == [sent.final[1]["message_sid"]]
+        # The simulator's callbacks for it came while no record existed: held, then applied.
+        await wait_for(stack, sent.final[1]["id"], lambda r: r["status"] == "delivered")
+
+
+async def test_a_message_twilio_never_got_is_sent_once_after_the_window(stack: Stack) -> None:
+    """(b) The worker died while the simulator held the create before taking it: nothing
+    was created, so one message is sent once the first attempt can no longer arrive."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        sent = Sent(unique_number(), "send me once")
+        await sim.post("/_sim/config", json={"create_accept_delay_ms": 3000})
+        try:
+            first = asyncio.create_task(_first_attempt(client, use_case["id"], sent))
+
+            async def held() -> bool:
+                stats = (await sim.get("/_sim/stats")).json()
+                return bool(stats["creates_in_progress"])
+
+            await _kill_worker_once(stack, held)
+            await asyncio.to_thread(stack.wait_worker_ready)
+            await first
+            await asyncio.sleep(3.5)  # the held create is dropped: the caller is gone
+        finally:
+            await sim.post("/_sim/config", json={"create_accept_delay_ms": 0})
+        assert await sim_messages(sim, sent.to) == []
+        await send_until_answered(client, use_case["id"], sent)
+        assert sent.created and sent.interrupted, sent.answers
+        at_twilio = await sim_messages(sim, sent.to)
+        assert [m["sid"] for m in at_twilio] == [sent.final[1]["message_sid"]]
+        await wait_for(stack, sent.final[1]["id"], lambda r: r["status"] == "delivered")
+
+
+async def test_without_a_retry_the_record_exists_and_reaches_its_final_status(
+    stack: Stack,
+) -> None:
+    """(c) No retry at all (no Idempotency-Key): reconciliation still finds the message
+    and its record reaches delivered."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        to = unique_number()
+        await sim.post("/_sim/config", json={"create_delay_ms": 4000})
+        try:
+            body = {"use_case_id": use_case["id"], "to_phone_number": to, "message": "no retry"}
+            first = asyncio.create_task(client.post("/v1/sms/", json=body))
+
+            async def created() -> bool:
+                return bool(await sim_messages(sim, to))
+
+            await _kill_worker_once(stack, created)
+            await asyncio.to_thread(stack.wait_worker_ready)
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        await first
+        (message,) = await sim_messages(sim, to)
+        deadline = time.monotonic() + 60
+        while True:
+            listed = await client.get("/v1/sms/", params={"to_number": to})
+            items = listed.json()["items"]
+            if items and items[0]["status"] == "delivered":
+                break
+            assert time.monotonic() < deadline, items
+            await asyncio.sleep(0.5)
+        assert [i["message_sid"] for i in items] == [message["sid"]]
+
+
+async def test_a_record_whose_callbacks_are_lost_is_repaired_from_twilio(stack: Stack) -> None:
+    """Twilio delivers the message but every status callback is lost: after
+    SMSLANE_STATUS_REPAIR_AFTER_SECONDS (3 s here) the worker fetches the message and the
+    record reaches delivered anyway, with no callback ever received."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        to = unique_number()
+        await sim.post("/_sim/config", json={"silent_numbers": [to]})
+        try:
+            answer = await client.post(
+                "/v1/sms/",
+                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "quiet"},
+            )
+            assert answer.status_code == 201, answer.text
+            record = answer.json()
+            final = await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
+        finally:
+            await sim.post("/_sim/config", json={"silent_numbers": []})
+        details = (await sim.get(f"/_sim/messages/{record['message_sid']}")).json()
+        assert {c["outcome"] for c in details["callbacks"]} == {"dropped"}
+        assert final["delivered_at"] is not None
