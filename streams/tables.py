@@ -10,7 +10,7 @@ import faust
 from faust.streams import _current_event
 
 
-def bind_event(event: faust.EventT) -> None:
+def bind_event(event: faust.EventT[Any]) -> None:
     """Make ``event`` the current event of this task, for table writes from a batch.
 
     Faust sends a table's changelog to the partition of the current event; inside a
@@ -21,7 +21,7 @@ def bind_event(event: faust.EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-class ChangelogTable(faust.Table):
+class ChangelogTable(faust.Table[bytes, bytes]):
     """A Faust table whose writes can be awaited until they are in Kafka."""
 
     _last_write: asyncio.Future[Any] | None = None

@@ -13,6 +13,7 @@ which work from snapshots of the tables and send their orders through the contro
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 
@@ -73,7 +74,7 @@ class LifecycleAgent:
         )
         self.processor = LifecycleProcessor(self.records, self.held, self.rules, publisher)
 
-    async def run(self, stream: faust.StreamT) -> None:
+    async def run(self, stream: faust.StreamT[Any]) -> None:
         """One event at a time: Faust's current event is then the one whose key the
         processor reads and writes, whose partition a ``rocksdb://`` table reads from and
         every changelog write goes to."""

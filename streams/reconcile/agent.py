@@ -100,7 +100,7 @@ class ReconcileAgent:
             except Exception:
                 log.exception("reconciliation batch failed; its requests are asked again later")
 
-    async def _reconcile(self, events: Sequence[faust.EventT]) -> None:
+    async def _reconcile(self, events: Sequence[faust.EventT[Any]]) -> None:
         orders = self._decode(events)
         looked = await asyncio.gather(
             *(self._look(order) for _, order in orders), return_exceptions=True
@@ -113,9 +113,11 @@ class ReconcileAgent:
             bind_event(event)
             await self._settle(order, found)
 
-    def _decode(self, events: Sequence[faust.EventT]) -> list[tuple[faust.EventT, ReconcileOrder]]:
+    def _decode(
+        self, events: Sequence[faust.EventT[Any]]
+    ) -> list[tuple[faust.EventT[Any], ReconcileOrder]]:
         """The batch's orders, one per request (the latest marker wins)."""
-        by_request: dict[UUID, tuple[faust.EventT, ReconcileOrder]] = {}
+        by_request: dict[UUID, tuple[faust.EventT[Any], ReconcileOrder]] = {}
         for event in events:
             if event.message.generation_id != self.app.consumer_generation_id:
                 continue  # taken before a rebalance: the partition may be another's now

@@ -87,7 +87,7 @@ class SendAgent:
             if self._running:  # stopping: let the batches in flight answer (bounded)
                 await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
 
-    def _start(self, stream: faust.StreamT, events: Sequence[faust.EventT]) -> None:
+    def _start(self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]]) -> None:
         incoming, reconciled = self._decode(events)
         batch = Batch(incoming, reconciled=reconciled)
         try:
@@ -104,8 +104,8 @@ class SendAgent:
         task.add_done_callback(lambda _: self._slots.release())
 
     def _decode(
-        self, events: Sequence[faust.EventT]
-    ) -> tuple[list[Incoming], list[tuple[faust.EventT, Reconciled, float]]]:
+        self, events: Sequence[faust.EventT[Any]]
+    ) -> tuple[list[Incoming], list[tuple[faust.EventT[Any], Reconciled, float]]]:
         """The batch's send requests and reconciliation results; expiry orders are
         applied, stale events skipped."""
         generation = self.app.consumer_generation_id
@@ -131,7 +131,7 @@ class SendAgent:
         return decoded, reconciled
 
     @staticmethod
-    def _value(event: faust.EventT) -> SendRequest | ExpireOutcome | Reconciled | None:
+    def _value(event: faust.EventT[Any]) -> SendRequest | ExpireOutcome | Reconciled | None:
         message = event.message
         try:
             if not isinstance(event.value, bytes):
@@ -147,7 +147,7 @@ class SendAgent:
             return None
 
     async def _finish(
-        self, stream: faust.StreamT, events: Sequence[faust.EventT], batch: Batch
+        self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]], batch: Batch
     ) -> None:
         try:
             await self.reconciling.adopt(batch)
@@ -162,7 +162,7 @@ class SendAgent:
             await self._release(stream, events, batch)
 
     async def _release(
-        self, stream: faust.StreamT, events: Sequence[faust.EventT], batch: Batch
+        self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]], batch: Batch
     ) -> None:
         self.admission.release(batch, _now())
         for event in events:
@@ -250,7 +250,7 @@ class SendAgent:
 
     # -- expiry ------------------------------------------------------------------------
 
-    def _forget_expired(self, event: faust.EventT, order: ExpireOutcome) -> None:
+    def _forget_expired(self, event: faust.EventT[Any], order: ExpireOutcome) -> None:
         """Apply an expiry order on the key's own partition."""
         bind_event(event)  # reads, too, go to the current event's partition (rocksdb://)
         key = event.key
