@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from feeds.topics import ensure_topics
 from ingress import metrics, routes_admin, routes_sms, routes_webhook
 from ingress.bridge import KafkaBridge
 from ingress.docs import install_openapi
@@ -19,7 +20,6 @@ from ingress.errors import error_response, register_errors
 from ingress.recent import RecentRecords
 from schemas.errors import ServiceUnavailable
 from schemas.settings import Settings
-from schemas.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from feeds.topics import ensure_topics
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
-from schemas.topics import Topics, ensure_topics
+from schemas.topics import Topics
 from sinks.errors import StoreUnavailable, is_row_error, sqlstate
 from sinks.store import Store
 
