@@ -113,7 +113,16 @@ def source_state() -> dict[str, Any]:
         return done.stdout.strip()
 
     changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    runtime = ("ingress/", "streams/", "sinks/", "schemas/", "smslane/", "twilio_sim/")
+    runtime = (
+        "ingress/",
+        "streams/",
+        "sinks/",
+        "store/",
+        "feeds/",
+        "schemas/",
+        "smslane/",
+        "twilio_sim/",
+    )
     return {
         "commit": git("rev-parse", "HEAD") or None,
         "runtime_files_changed_since_commit": sorted(c for c in changed if c.startswith(runtime)),

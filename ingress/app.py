@@ -20,6 +20,7 @@ from ingress.errors import error_response, register_errors
 from ingress.recent import RecentRecords
 from schemas.errors import ServiceUnavailable
 from schemas.settings import Settings
+from store import Store
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from sinks.store import Store
-
         app.state.store = await Store.open(settings.database_url)
         bridge = app.state.bridge
 

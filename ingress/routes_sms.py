@@ -17,6 +17,7 @@ from ingress.docs import SEND_ERRORS, error_responses
 from schemas.errors import ERRORS_BY_CODE, InvalidRequest, NotFound, ServiceUnavailable
 from schemas.events import SendRequest
 from schemas.records import SmsRecord, SmsStatus
+from store import InvalidCursor
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sms", tags=["SMS"])
@@ -130,8 +131,6 @@ async def list_sms(
     """Newest first; follow ``next_cursor`` for the next page."""
     if to_number is not None and to_number.startswith(" "):
         to_number = "+" + to_number[1:]  # an unencoded "+" in a query string reads as " "
-    from sinks.store import InvalidCursor
-
     try:
         items, next_cursor = await request.app.state.store.list_records(
             use_case_id=use_case_id,

@@ -7,9 +7,9 @@ uninterrupted run would have written.
 
 A value that is not an :class:`SmsStatusEvent` is logged (topic, partition, offset) and
 skipped, and so is a row the database refuses for its own values (a data or constraint
-error, ``sinks.errors.is_row_error``). Any other refusal holds the batch: when the database
+error, ``store.errors.is_row_error``). Any other refusal holds the batch: when the database
 is down or cannot take writes now (read-only after a failover, deadlock, serialization
-failure, lock timeout, too many connections, shutdown: ``sinks.errors.is_unavailable``), and
+failure, lock timeout, too many connections, shutdown: ``store.errors.is_unavailable``), and
 also when it fails for a reason that is no row's (logged as an error), the same batch is
 retried with bounded exponential backoff for as long as it takes, while the partitions are
 paused (the consumer keeps polling, so it stays in its group); nothing is dropped, reordered
@@ -36,8 +36,8 @@ from feeds.topics import ensure_topics
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics
-from sinks.errors import StoreUnavailable, is_row_error, sqlstate
-from sinks.store import Store
+from store import Store
+from store.errors import StoreUnavailable, is_row_error, sqlstate
 
 log = logging.getLogger(__name__)
 

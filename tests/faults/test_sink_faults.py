@@ -22,7 +22,7 @@ import pytest
 from schemas.records import SmsRecord, SmsStatusEvent
 from schemas.settings import Settings
 from sinks.rebuild import rebuild_store
-from sinks.store import Store
+from store import Store
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack, topic_partitions
 from tests.integration.test_send import send

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from schemas.records import SmsRecord, SmsStatusEvent
-from sinks.store import Store
-from sinks.tables import row_record, sms_records
+from store import Store
+from store.tables import row_record, sms_records
 
 POSTGRES_URL_VAR = "SMSLANE_TEST_POSTGRES_URL"
 KAFKA_VAR = "SMSLANE_TEST_KAFKA_BOOTSTRAP_SERVERS"

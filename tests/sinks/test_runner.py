@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from sinks.store import Store
+from store import Store
 from tests.harness import topic_partitions
 from tests.sinks.conftest import Outage, SinkHarness
 from tests.sinks.factories import expected_rows, interleave, make_histories, next_version
