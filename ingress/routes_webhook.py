@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
-from ingress.docs import error_responses
+from ingress.deps import BridgeDep, SettingsDep
+from ingress.docs import INVALID_SIGNATURE, TWILIO_CALLBACK_REQUEST, error_responses
 from ingress.errors import error_response
 from schemas.events import RawCallback
 
@@ -27,11 +28,13 @@ router = APIRouter(tags=["Webhooks"])
     summary="Twilio status callback",
     responses={
         204: {"description": "Stored (or silently ignored)"},
-        403: {"description": "Request signature validation failed"},
-        **{k: v for k, v in error_responses(503).items() if k == 503},
+        **error_responses(INVALID_SIGNATURE, 503, auth=False),
     },
+    openapi_extra=TWILIO_CALLBACK_REQUEST,
 )
-async def twilio_status_callback(request: Request) -> Response:
+async def twilio_status_callback(
+    request: Request, settings: SettingsDep, bridge: BridgeDep
+) -> Response:
     """Receive a delivery status update from Twilio (form-encoded, signed)."""
     received_at = datetime.now(UTC)
     raw = await request.body()
@@ -39,8 +42,6 @@ async def twilio_status_callback(request: Request) -> Response:
         params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:
         return error_response(403, "Request signature validation failed.", "invalid_signature")
-    settings = request.app.state.settings
-    bridge = request.app.state.bridge
     if not bridge.connected:
         # Without the configuration we cannot tell a bad signature from an unknown
         # account; 503 makes Twilio retry instead of dropping the callback.
