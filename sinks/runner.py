@@ -108,9 +108,29 @@ async def run_sink(
     store = await _open_store(settings.database_url, stop, backoff)
     if store is None:
         return
+    await _ensure_topics(settings)
+    consumer = _status_consumer(settings)
     try:
-        # Like the ingress and the worker: a consumer that comes first would otherwise get
-        # sms.status auto-created by the broker, with its default layout (one partition).
+        await consumer.start()
+        log.info(
+            "sink: consuming %s into %s",
+            Topics.STATUS.name(settings.topic_prefix),
+            store.engine.url.render_as_string(),
+        )
+        if ready is not None:
+            ready.set()
+        throughput = _Throughput(stats_interval_s)
+        await _consume(consumer, store, stop, backoff, throughput, batch_size, poll_timeout_ms)
+    finally:
+        await consumer.stop()
+        await store.close()
+        log.info("sink: stopped")
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    """Like the ingress and the worker: a consumer that comes first would otherwise get
+    sms.status auto-created by the broker, with its default layout (one partition)."""
+    try:
         await ensure_topics(
             settings.kafka_bootstrap_servers,
             settings.topic_prefix,
@@ -119,9 +139,12 @@ async def run_sink(
         )
     except Exception as exc:
         log.warning("sink: could not check the topics (%s); consuming anyway", exc)
-    topic = Topics.STATUS.name(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        topic,
+
+
+def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The sink's consumer of ``sms.status``, in the group ``<app id>-sink``."""
+    return AIOKafkaConsumer(
+        Topics.STATUS.name(settings.topic_prefix),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=f"{settings.app_id}-sink",
         client_id=f"{settings.app_id}-sink",
@@ -131,27 +154,30 @@ async def run_sink(
         fetch_min_bytes=64 * 1024,
         fetch_max_wait_ms=settings.sink_batch_wait_ms,
     )
-    try:
-        await consumer.start()
-        log.info("sink: consuming %s into %s", topic, store.engine.url.render_as_string())
-        if ready is not None:
-            ready.set()
-        throughput = _Throughput(stats_interval_s)
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
-            if not batch:
-                throughput.maybe_log()
-                continue
-            events = decode_batch(batch)
-            rows = await write_batch(consumer, store, events, stop, backoff)
-            if rows is None:
-                break  # stopped while the database was down: nothing committed
-            await _commit(consumer, batch)
-            throughput.add(sum(len(records) for records in batch.values()), rows)
-    finally:
-        await consumer.stop()
-        await store.close()
-        log.info("sink: stopped")
+
+
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    store: Store,
+    stop: asyncio.Event,
+    backoff: Backoff,
+    throughput: _Throughput,
+    batch_size: int,
+    poll_timeout_ms: int,
+) -> None:
+    """Batch after batch until ``stop``: decode, write (held while the store refuses it),
+    then commit its offsets."""
+    while not stop.is_set():
+        batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+        if not batch:
+            throughput.maybe_log()
+            continue
+        events = decode_batch(batch)
+        rows = await write_batch(consumer, store, events, stop, backoff)
+        if rows is None:
+            return  # stopped while the database was down: nothing committed
+        await _commit(consumer, batch)
+        throughput.add(sum(len(records) for records in batch.values()), rows)
 
 
 def decode_batch(batch: Batch) -> list[SmsStatusEvent]:
