@@ -102,7 +102,7 @@ class BenchStack(stack.Stack):
             processes=processes,
             sim_args=("--callback-delay-ms", "0", "--scenario", "none"),
             database_url=database_url,
-            **{"table_store": "rocksdb://", **settings},
+            **{"app_id": f"{prefix}app", "table_store": "rocksdb://", **settings},
         )
 
     async def create_use_case(self) -> dict[str, Any]:

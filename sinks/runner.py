@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
+def sink_group(settings: Settings) -> str:
+    """The sink's consumer group (and client id): ``<app id>-sink``."""
+    return f"{settings.app_id}-sink"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delays between attempts while the database is down: ``initial * factor**n``, capped."""
@@ -142,12 +147,12 @@ async def _ensure_topics(settings: Settings) -> None:
 
 
 def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The sink's consumer of ``sms.status``, in the group ``<app id>-sink``."""
+    """The sink's consumer of ``sms.status``, in its group (:func:`sink_group`)."""
     return AIOKafkaConsumer(
         Topics.STATUS.name(settings.topic_prefix),
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"{settings.app_id}-sink",
-        client_id=f"{settings.app_id}-sink",
+        group_id=sink_group(settings),
+        client_id=sink_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         # One transaction and one offset commit per batch: let the broker gather a batch.

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.settings import Settings
+from sinks import runner
 from smslane.kafka_local import LocalKafka
 from smslane.processes import Child, free_port, stack_env, wait_until
 
@@ -48,9 +49,8 @@ class Accounts:
 class Stack:
     """Some or all of :data:`PROCESSES` on one broker, one database, one topic prefix.
 
-    ``settings`` are lower-case setting names (``table_store="rocksdb://"``); the Faust app id
-    and the sink's group derive from ``prefix`` unless ``app_id`` is given. ``sim_args`` go to
-    ``smslane twilio-sim`` before its ``--account`` and ``--service``.
+    ``settings`` are lower-case setting names (``table_store="rocksdb://"``). ``sim_args`` go
+    to ``smslane twilio-sim`` before its ``--account`` and ``--service``.
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class Stack:
         self.env = stack_env(
             root, bootstrap=bootstrap, prefix=prefix, http_port=self.http_port,
             sim_url=self.sim_url, api_key=accounts.api_key, admin_key=accounts.admin_key,
-            database_url=database_url, **{"app_id": f"{prefix}app", **settings},
+            database_url=database_url, **settings,
         )  # fmt: skip
         sim = [
             "twilio-sim", "--port", str(self.sim_port), *sim_args,
@@ -119,7 +119,9 @@ class Stack:
 
     @property
     def sink_group(self) -> str:
-        return f"{self.env['SMSLANE_APP_ID']}-sink"
+        """The sink's consumer group, named as the sink names it."""
+        app_id = self.env.get("SMSLANE_APP_ID", Settings.model_fields["app_id"].default)
+        return runner.sink_group(Settings(topic_prefix=self.prefix, app_id=app_id))
 
     @property
     def ready_file(self) -> Path:
