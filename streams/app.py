@@ -14,8 +14,9 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
+from feeds.topics import ensure_topics
 from schemas.settings import Settings
-from schemas.topics import Topics, ensure_topics
+from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
 from streams.reconcile.agent import register as register_reconcile
