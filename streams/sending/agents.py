@@ -84,8 +84,20 @@ class SendAgent:
                 await self._slots.acquire()
                 self._start(stream, events)
         finally:
-            if self._running:  # stopping: let the batches in flight answer (bounded)
-                await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
+            await self._drain()
+
+    async def drain_before_shutdown(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        """Faust's ``on_before_shutdown``: sent while the producer still runs, so the batches
+        in flight (a Twilio call may take seconds) can still record and publish their answers.
+        The agent's own wait when it is cancelled can itself be cut short by the stop."""
+        await self._drain()
+
+    async def _drain(self) -> None:
+        if self._running:  # stopping: let the batches in flight answer (bounded)
+            log.info("waiting for %d send batch(es) in flight before stopping", len(self._running))
+            await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
 
     def _start(self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]]) -> None:
         incoming, reconciled = self._decode(events)
@@ -275,6 +287,7 @@ def register(worker: Worker, gateway: TwilioGateway) -> SendAgent:
     """Declare the send agent, its table and its timers on the worker's app."""
     agent = SendAgent(worker, gateway)
     worker.app.agent(agent.requests_topic, name="send_messages")(agent.run)
+    worker.app.on_before_shutdown.connect(agent.drain_before_shutdown)
     worker.app.timer(interval=3600.0)(agent.expire_outcomes)
     worker.app.timer(interval=RECONCILE_EVERY_S)(agent.reconciling.tick)
     return agent
