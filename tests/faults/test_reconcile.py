@@ -93,13 +93,20 @@ async def test_a_message_twilio_never_got_is_sent_once_after_the_window(stack: S
                 stats = (await sim.get("/_sim/stats")).json()
                 return bool(stats["creates_in_progress"])
 
+            dropped = (await sim.get("/_sim/stats")).json()["creates_dropped"]
             await _kill_worker_once(stack, held)
             await asyncio.to_thread(stack.wait_worker_ready)
             await first
-            await asyncio.sleep(3.5)  # the held create is dropped: the caller is gone
+
+            async def first_create_dropped() -> bool:  # the caller is gone: Twilio never got it
+                return bool((await sim.get("/_sim/stats")).json()["creates_dropped"] > dropped)
+
+            deadline = time.monotonic() + 10
+            while not await first_create_dropped():
+                assert time.monotonic() < deadline, "the held create was not dropped"
+                await asyncio.sleep(0.1)
         finally:
             await sim.post("/_sim/config", json={"create_accept_delay_ms": 0})
-        assert await sim_messages(sim, sent.to) == []
         await send_until_answered(client, use_case["id"], sent)
         assert sent.created and sent.interrupted, sent.answers
         at_twilio = await sim_messages(sim, sent.to)
