@@ -18,33 +18,8 @@ from fastapi.openapi.utils import get_openapi
 
 from ingress import examples
 from schemas.errors import (
-    A2pCampaignNotVerified,
-    BrandSuspended,
-    DestinationOptedOut,
-    IdempotencyKeyReused,
-    InvalidDestination,
-    InvalidRequest,
-    NoSenderNumbers,
-    ProviderUnavailable,
-    RegionNotPermitted,
     SmslaneError,
     Unauthorized,
-    UseCaseInactive,
-    UseCaseNotFound,
-)
-
-SEND_ERRORS: tuple[type[SmslaneError], ...] = (
-    InvalidRequest,
-    UseCaseNotFound,
-    UseCaseInactive,
-    NoSenderNumbers,
-    A2pCampaignNotVerified,
-    InvalidDestination,
-    DestinationOptedOut,
-    RegionNotPermitted,
-    BrandSuspended,
-    IdempotencyKeyReused,
-    ProviderUnavailable,
 )
 
 ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}

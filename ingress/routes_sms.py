@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingress import examples
 from ingress.deps import ApiKeyDep, BridgeDep, RecentDep, StoreDep
-from ingress.docs import SEND_ERRORS, answers, body_example, error_responses
+from ingress.docs import answers, body_example, error_responses
 from schemas.errors import (
     ERRORS_BY_CODE,
+    SEND_ERRORS,
     GatewayTimeout,
     InvalidRequest,
     NotFound,

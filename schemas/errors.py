@@ -121,25 +121,29 @@ class GatewayTimeout(SmslaneError):
     default_detail = "The send worker did not answer in time; retry with the same Idempotency-Key."
 
 
+#: The answers of ``POST /v1/sms/`` in the order its checks run (the first failing answers).
+SEND_ERRORS: tuple[type[SmslaneError], ...] = (
+    InvalidRequest,
+    UseCaseNotFound,
+    UseCaseInactive,
+    NoSenderNumbers,
+    A2pCampaignNotVerified,
+    InvalidDestination,
+    DestinationOptedOut,
+    RegionNotPermitted,
+    BrandSuspended,
+    IdempotencyKeyReused,
+    ProviderUnavailable,
+)
+
 #: Every error by its code, so a reply carried over Kafka maps back to its class.
+_OTHER_ERRORS: tuple[type[SmslaneError], ...] = (
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    GatewayTimeout,
+)
 ERRORS_BY_CODE: dict[str, type[SmslaneError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidRequest,
-        UseCaseNotFound,
-        UseCaseInactive,
-        NoSenderNumbers,
-        A2pCampaignNotVerified,
-        InvalidDestination,
-        DestinationOptedOut,
-        RegionNotPermitted,
-        BrandSuspended,
-        IdempotencyKeyReused,
-        ProviderUnavailable,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        ServiceUnavailable,
-        GatewayTimeout,
-    )
+    cls.code: cls for cls in (*SEND_ERRORS, *_OTHER_ERRORS)
 }
