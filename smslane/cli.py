@@ -48,12 +48,12 @@ moving the store from SQLite to PostgreSQL:
 
 _ROTATE_DESCRIPTION = """\
 Seal every stored Twilio auth token again with the first (newest) key of SMSLANE_SECRET_KEYS.
-It reads the config topic (SMSLANE_TOPIC_PREFIX + config.changes) from offset 0 and writes a
-new record for every subaccount whose latest record is sealed with another key of the list,
-or stored in clear (written before tokens were encrypted); then it reads the topic again and
-checks that the latest record of every subaccount opens with the first key alone. Compaction
-then drops the old records. Exit status: 0 done, 1 a token no key decrypts (named) or Kafka
-unreachable."""
+It reads the config topic (SMSLANE_TOPIC_PREFIX + smslane-config-changelog) from offset 0
+and writes a new record for every subaccount whose latest record is sealed with another key
+of the list, or stored in clear (written before tokens were encrypted); then it reads the
+topic again and checks that the latest record of every subaccount opens with the first key
+alone. Compaction then drops the old records. Exit status: 0 done, 1 a token no key decrypts
+(named) or Kafka unreachable."""
 
 _ROTATE_EPILOG = """\
 changing the key:
