@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -26,6 +27,7 @@ from schemas.config import ConfigChange, SealedSubaccount
 from schemas.topics import Topics
 from tests.factories import create_use_case, unique_number
 from tests.harness import AUTH_TOKEN, Stack
+from tests.integration.test_lifecycle import WEBHOOK, callback_params, signed
 from tests.sinks.helpers import _dsn, create_pg_database, drop_pg_database, postgres_url
 
 pytestmark = pytest.mark.integration
@@ -171,10 +173,9 @@ def run_rotate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 async def test_rotation_leaves_no_record_under_the_old_key(stack: Stack) -> None:
-    bootstrap = stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
     # A record as written before tokens were sealed: rotation seals it too.
     legacy_sid, legacy_token = "AC" + "8" * 32, f"legacy-{uuid.uuid4().hex}"
-    await _write_legacy(stack, bootstrap, legacy_sid, legacy_token)
+    await _write_legacy(stack, legacy_sid, legacy_token)
     env = {**stack.env, "SMSLANE_SECRET_KEYS": f"{NEW},{OLD}"}
     done = await asyncio.to_thread(run_rotate, env)
     assert done.returncode == 0, done.stderr
@@ -213,19 +214,60 @@ async def test_rotation_leaves_no_record_under_the_old_key(stack: Stack) -> None
         assert answer.status_code == 201, answer.text
 
 
-async def _write_legacy(stack: Stack, bootstrap: str, sid: str, token: str) -> None:
-    from aiokafka import AIOKafkaProducer
+async def test_a_subaccount_no_key_opens_answers_503_and_403_and_spares_the_others(
+    stack: Stack,
+) -> None:
+    """A record sealed with a key neither the worker nor the ingress has."""
+    lost_sid, lost_token = "AC" + "9" * 32, f"lost-{uuid.uuid4().hex}"
+    sealed = SecretBox([new_key()]).seal(lost_token)  # a key no process has
+    value = {"entity": {"kind": "subaccount", "account_sid": lost_sid,
+                        "sealed_auth_token": sealed, "created_at": "2024-05-01T12:00:00Z",
+                        "updated_at": "2024-05-01T12:00:00Z"}}  # fmt: skip
+    await _write_config(stack, f"subaccount:{lost_sid}", json.dumps(value).encode())
+    async with stack.admin() as admin, stack.client() as client:
+        lost = await create_use_case(admin, account_sid=lost_sid)
+        fine = await create_use_case(admin)
+        answer = await client.post(
+            "/v1/sms/",
+            json={"use_case_id": lost["id"], "to_phone_number": unique_number(),
+                  "message": "never sent"},
+        )  # fmt: skip
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "provider_unavailable"
+        assert lost_sid in answer.json()["detail"] and lost_token not in answer.text
+        other = await client.post(
+            "/v1/sms/",
+            json={"use_case_id": fine["id"], "to_phone_number": unique_number(),
+                  "message": "sent"},
+        )  # fmt: skip
+        assert other.status_code == 201, other.text
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        params = {**callback_params("SM" + uuid.uuid4().hex, "delivered"), "AccountSid": lost_sid}
+        refused = await http.post(WEBHOOK, data=params, headers=signed(stack, params, lost_token))
+        assert refused.status_code == 403
+    worker_log = stack.worker.log_path.read_text()
+    assert f"not sent: The auth token of the use case's Twilio subaccount {lost_sid}" in worker_log
+    logs = "".join(p.read_text(errors="replace") for p in (stack.root / "logs").iterdir())
+    assert lost_token not in logs
 
+
+async def _write_legacy(stack: Stack, sid: str, token: str) -> None:
     value = {"entity": {"kind": "subaccount", "account_sid": sid, "auth_token": token,
                         "friendly_name": None, "created_at": "2024-05-01T12:00:00Z",
                         "updated_at": "2024-05-01T12:00:00Z"}}  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await _write_config(stack, f"subaccount:{sid}", json.dumps(value).encode())
+
+
+async def _write_config(stack: Stack, key: str, value: bytes) -> None:
+    """Write a record to the stack's config topic directly, as an older smslane would."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"])
     await producer.start()
     try:
         await producer.send_and_wait(
-            Topics.CONFIG.name(stack.prefix), json.dumps(value).encode(),
-            key=f"subaccount:{sid}".encode(), partition=0,
-        )  # fmt: skip
+            Topics.CONFIG.name(stack.prefix), value, key=key.encode(), partition=0
+        )
     finally:
         await producer.stop()
 
