@@ -51,8 +51,8 @@ class ConfigView:
     def __init__(self, box: SecretBox | None = None) -> None:
         self._box = box
         self.subaccounts: dict[str, Subaccount] = {}
-        #: Subaccounts whose stored auth token none of SMSLANE_SECRET_KEYS decrypts.
-        self.undecryptable: set[str] = set()
+        #: Subaccounts whose stored auth token none of SMSLANE_SECRET_KEYS decrypts, by SID.
+        self.undecryptable: dict[str, SealedSubaccount] = {}
         self._clear_logged: set[str] = set()
         self.brands: dict[str, Brand] = {}
         self.use_cases: dict[UUID, UseCase] = {}
@@ -93,11 +93,11 @@ class ConfigView:
 
     def _apply_subaccount(self, sealed: SealedSubaccount) -> None:
         sid = sealed.account_sid
-        self.undecryptable.discard(sid)
+        self.undecryptable.pop(sid, None)
         token = self._open(sealed)
         if token is None:
             self.subaccounts.pop(sid, None)
-            self.undecryptable.add(sid)
+            self.undecryptable[sid] = sealed
             return
         self.subaccounts[sid] = Subaccount(
             account_sid=sid,
@@ -145,7 +145,7 @@ class ConfigView:
                 self.opt_outs.discard((use_case_id, number))
         elif kind == "subaccount":
             self.subaccounts.pop(rest, None)
-            self.undecryptable.discard(rest)
+            self.undecryptable.pop(rest, None)
         elif kind == "brand":
             self.brands.pop(rest, None)
 

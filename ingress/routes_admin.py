@@ -126,7 +126,8 @@ def _use_case(request: Request, use_case_id: str) -> UseCase:
 async def put_subaccount(request: Request, account_sid: str, body: SubaccountBody) -> JSONResponse:
     """Store the subaccount's auth token, encrypted; it is never returned or logged."""
     bridge = request.app.state.bridge
-    existing = bridge.config.subaccounts.get(account_sid)
+    config = bridge.config
+    existing = config.subaccounts.get(account_sid) or config.undecryptable.get(account_sid)
     now = _now()
     entity = SealedSubaccount(
         account_sid=account_sid,

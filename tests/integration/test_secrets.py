@@ -245,6 +245,22 @@ async def test_a_subaccount_no_key_opens_answers_503_and_403_and_spares_the_othe
         params = {**callback_params("SM" + uuid.uuid4().hex, "delivered"), "AccountSid": lost_sid}
         refused = await http.post(WEBHOOK, data=params, headers=signed(stack, params, lost_token))
         assert refused.status_code == 403
+    async with stack.admin() as admin, stack.client() as client:
+        # Putting the token again keeps the subaccount's creation (200, not 201) and makes it
+        # usable (the simulator knows no such account: Twilio's own refusal answers now).
+        again = await admin.put(
+            f"/v1/admin/twilio-subaccounts/{lost_sid}", json={"auth_token": lost_token}
+        )
+        assert again.status_code == 200 and again.json()["created_at"].startswith("2024-05-01")
+        healed = await client.post(
+            "/v1/sms/",
+            json={"use_case_id": lost["id"], "to_phone_number": unique_number(),
+                  "message": "sent now"},
+        )  # fmt: skip
+        assert "cannot be decrypted" not in healed.text, healed.text
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        accepted = await http.post(WEBHOOK, data=params, headers=signed(stack, params, lost_token))
+        assert accepted.status_code == 204  # signed by the token now in force
     worker_log = stack.worker.log_path.read_text()
     assert f"not sent: The auth token of the use case's Twilio subaccount {lost_sid}" in worker_log
     logs = "".join(p.read_text(errors="replace") for p in (stack.root / "logs").iterdir())

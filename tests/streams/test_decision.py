@@ -138,7 +138,7 @@ def test_a_use_case_without_its_subaccount_is_a_provider_error() -> None:
 
 def test_a_use_case_whose_subaccount_token_no_key_opens_is_a_provider_error() -> None:
     config = view(account=False)
-    config.undecryptable.add(USE_CASE.account_sid)
+    config.undecryptable[USE_CASE.account_sid] = sealed(ACCOUNT)
     error = decision.postcheck(prechecked(config), None, config, conflict=False)
     assert isinstance(error, ProviderUnavailable)
     assert USE_CASE.account_sid in error.detail and "SMSLANE_SECRET_KEYS" in error.detail
