@@ -4,6 +4,8 @@ COPY pyproject.toml README.md ./
 COPY schemas schemas
 COPY ingress ingress
 COPY streams streams
+COPY feeds feeds
+COPY store store
 COPY sinks sinks
 COPY smslane smslane
 COPY twilio_sim twilio_sim

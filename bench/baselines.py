@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
 import uuid
 from typing import Any
 
+import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.driver import LoadGen
@@ -23,8 +25,9 @@ from bench.kafka import callback_value, make_records, producer, send_all
 from bench.plan import Run
 from bench.procstat import load_average
 from bench.send import http_ladder, send_command, summarize_ladder
-from bench.stack import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, BenchStack, free_port
+from bench.stack import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, BenchStack
 from schemas.records import SmsStatus, SmsStatusEvent
+from smslane.processes import free_port, wait_until_async
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +44,14 @@ async def run_http_baseline(
         "--service", SERVICE_SID,
     )  # fmt: skip
     try:
-        import httpx
-
         async with httpx.AsyncClient() as client:
-            for _ in range(200):
-                try:
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+
+            async def answers() -> bool:
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+                return False
+
+            await wait_until_async(answers, 20, "the baseline app")
         url = f"http://127.0.0.1:{port}/v1/sms/"
         pids = {"baseline_app": proc.pid, "twilio-sim": stack.pids()["twilio-sim"]}
         await gen.run(send_command(run, url, use_case_id, 50, run.plan.warmup_s), pids)

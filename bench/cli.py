@@ -23,7 +23,7 @@ from typing import Any
 from bench import report
 from bench.plan import PLANS, Run
 from bench.procstat import load_average, machine_info
-from bench.stack import BenchStack, Broker, running
+from bench.stack import BenchStack, Broker
 
 log = logging.getLogger("bench")
 
@@ -113,7 +113,16 @@ def source_state() -> dict[str, Any]:
         return done.stdout.strip()
 
     changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    runtime = ("ingress/", "streams/", "sinks/", "schemas/", "smslane/", "twilio_sim/")
+    runtime = (
+        "ingress/",
+        "streams/",
+        "sinks/",
+        "store/",
+        "feeds/",
+        "schemas/",
+        "smslane/",
+        "twilio_sim/",
+    )
     return {
         "commit": git("rev-parse", "HEAD") or None,
         "runtime_files_changed_since_commit": sorted(c for c in changed if c.startswith(runtime)),
@@ -140,9 +149,9 @@ async def run_scenarios(run: Run, names: Sequence[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if {"send", "baseline", "callbacks"} & set(names):
         stack = BenchStack(run.root / "stack", run.broker.bootstrap, database_url=run.database_url)
-        with running(stack):
+        with stack.running(start=False):
             started = time.monotonic()
-            await stack.start()
+            await asyncio.to_thread(stack.start, 120.0)
             results["stack_start_s"] = round(time.monotonic() - started, 1)
             use_case = (await stack.create_use_case())["id"]
             async with LoadGen() as gen:

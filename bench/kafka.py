@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.loadgen import callback_form
 from schemas.events import RawCallback
 from schemas.records import SmsRecord
+from smslane.processes import wait_until_async
 
 
 class LagProbe:
@@ -64,13 +65,17 @@ class LagProbe:
     ) -> float | None:
         """Seconds until every group has committed everything; None on timeout."""
         started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
+
+        async def drained() -> bool:
             lags = [await self.lag(group, topics) for group, topics in groups.items()]
-            if not any(lags):
-                await asyncio.sleep(settle_s)
-                return round(time.monotonic() - started, 2)
-            await asyncio.sleep(0.25)
-        return None
+            return not any(lags)
+
+        try:
+            await wait_until_async(drained, timeout_s, "the groups to drain", interval_s=0.25)
+        except TimeoutError:
+            return None
+        await asyncio.sleep(settle_s)
+        return round(time.monotonic() - started, 2)
 
 
 @contextlib.asynccontextmanager

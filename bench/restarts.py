@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from bench.stack import BenchStack, Broker, running
-from smslane.processes import Child, free_port
+from bench.stack import BenchStack, Broker
+from smslane.processes import Child, free_port, wait_until
 
 PROBE_EVERY_S = 0.1
 PROBE_WINDOW_S = 2.0
@@ -86,13 +86,19 @@ def _second_worker(stack: BenchStack) -> Child:
     return Child("worker2", ["worker"], env, stack.root / "logs")
 
 
+def _wait_ready(worker: Child, timeout_s: float = 120.0) -> None:
+    """Until ``worker`` has written its ready file; raises if it dies first."""
+    ready = Path(worker.env["SMSLANE_DATA_DIR"]) / "worker.ready"
+    wait_until(lambda: worker.check_alive() or ready.exists(), timeout_s, f"{worker.name} ready")
+
+
 async def run_restarts(bootstrap: str, root: Path, rounds: int) -> dict[str, Any]:
     stack = BenchStack(root, bootstrap)
     results: dict[str, list[dict[str, Any]]] = {"sigterm": [], "sigkill": [], "failover": []}
-    with running(stack):
-        await stack.start()
+    with stack.running(start=False):
+        await asyncio.to_thread(stack.start, 120.0)
         use_case = (await stack.create_use_case())["id"]
-        worker = stack.children["worker"]
+        worker = stack.worker
         for case, sig in (("sigterm", signal.SIGTERM), ("sigkill", signal.SIGKILL)):
             for _ in range(rounds):
 
@@ -102,15 +108,12 @@ async def run_restarts(bootstrap: str, root: Path, rounds: int) -> dict[str, Any
                     worker.start()
 
                 results[case].append(await _measure(stack, use_case, restart))
-                await stack.wait_worker_ready()
+                await asyncio.to_thread(stack.wait_worker_ready, 120.0)
                 print(case, results[case][-1], flush=True)
         for _ in range(rounds):
             second = _second_worker(stack)
             second.start()
-            ready2 = Path(second.env["SMSLANE_DATA_DIR"]) / "worker.ready"
-            while not ready2.exists():
-                second.check_alive()
-                await asyncio.sleep(0.1)
+            await asyncio.to_thread(_wait_ready, second)
             await asyncio.sleep(8)  # the rebalance that gives it half the partitions
             results["failover"].append(
                 await _measure(stack, use_case, lambda s=second: s.stop(signal.SIGKILL))

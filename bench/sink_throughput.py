@@ -36,7 +36,7 @@ from schemas.records import SmsStatus, SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics
 from sinks.runner import run_sink
-from sinks.store import Store
+from store import Store
 
 
 def make_events(count: int) -> list[SmsStatusEvent]:

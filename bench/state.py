@@ -66,7 +66,7 @@ async def _phase(
 
 
 async def _restart(stack: BenchStack, *, cold: bool) -> dict[str, Any]:
-    worker = stack.children["worker"]
+    worker = stack.worker
     stopped = time.monotonic()
     worker.stop()
     stop_s = time.monotonic() - stopped
@@ -74,7 +74,7 @@ async def _restart(stack: BenchStack, *, cold: bool) -> dict[str, Any]:
         shutil.rmtree(stack.worker_data, ignore_errors=True)
     stack.ready_file.unlink(missing_ok=True)
     worker.start()
-    ready_s = await stack.wait_worker_ready(timeout_s=900)
+    ready_s = await asyncio.to_thread(stack.wait_worker_ready, 900)
     pid = worker.pid
     return {
         "kind": "cold (tables deleted: changelog replay)" if cold else "warm (RocksDB kept)",
@@ -167,9 +167,9 @@ async def run_state(run: Run) -> dict[str, Any]:
     )
     checkpoints: list[dict[str, Any]] = []
     load = load_average()
-    try:
+    with stack.running(start=False):
         started = time.monotonic()
-        await stack.start()
+        await asyncio.to_thread(stack.start, 120.0)
         first_ready_s = round(time.monotonic() - started, 2)
         await asyncio.sleep(plan.settle_s)
         idle_rss = _mb(rss_bytes(stack.pids()["worker"]))
@@ -216,11 +216,6 @@ async def run_state(run: Run) -> dict[str, Any]:
                     if "cold_restart" in point else "",
                 )  # fmt: skip
                 checkpoints.append(point)
-    except BaseException:
-        print(stack.logs(), flush=True)
-        raise
-    finally:
-        stack.stop()
     measured_max = max((c["messages"] for c in checkpoints), default=0)
     return {
         "what": "worker alone, rocksdb:// tables, records + sent + delivered injected via Kafka",

@@ -6,20 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ingress import metrics, routes_admin, routes_sms, routes_webhook
+from feeds.topics import ensure_topics
+from ingress import metrics, routes_admin, routes_ops, routes_sms, routes_webhook
 from ingress.bridge import KafkaBridge
 from ingress.docs import install_openapi
 from ingress.errors import error_response, register_errors
 from ingress.recent import RecentRecords
-from schemas.errors import ServiceUnavailable
 from schemas.settings import Settings
-from schemas.topics import ensure_topics
+from store import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,36 +77,42 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
     return replayed
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store, connect to Kafka in the background (routes answer 503 meanwhile),
+    and close both at the end."""
+    settings: Settings = app.state.settings
+    bridge: KafkaBridge = app.state.bridge
+    app.state.store = store = await Store.open(settings.database_url)
+    connecting = asyncio.create_task(_connect(settings, bridge), name="kafka-connect")
+    try:
+        yield
+    finally:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        await bridge.stop()
+        await store.close()
+
+
+async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
+    """Create the catalog's topics if the broker answers (best effort), then connect."""
+    with contextlib.suppress(Exception):
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topic_prefix,
+            settings.topic_partitions,
+            timeout_s=settings.kafka_timeout_seconds,
+        )
+    await bridge.connect()
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """The FastAPI app; Kafka and the store are connected by its lifespan."""
+    """The FastAPI app; Kafka and the store are connected by its :func:`lifespan`.
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from sinks.store import Store
-
-        app.state.store = await Store.open(settings.database_url)
-        bridge = app.state.bridge
-
-        async def connect() -> None:
-            with contextlib.suppress(Exception):
-                await ensure_topics(
-                    settings.kafka_bootstrap_servers,
-                    settings.topic_prefix,
-                    settings.topic_partitions,
-                    timeout_s=settings.kafka_timeout_seconds,
-                )
-            await bridge.connect()
-
-        connecting = asyncio.create_task(connect(), name="kafka-connect")
-        try:
-            yield
-        finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
-            await bridge.stop()
-            await app.state.store.close()
-
+    What the routes use (``ingress.deps``) is on ``app.state``: ``settings``, ``bridge``,
+    ``recent``, and ``store`` once the lifespan has opened it.
+    """
     app = FastAPI(
         title="smslane",
         version="0.1.0",
@@ -121,34 +125,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.bridge = KafkaBridge(settings)
     app.state.recent = RecentRecords()
     register_errors(app)
-    app.include_router(routes_sms.router)
-    app.include_router(routes_webhook.router)
-    app.include_router(routes_admin.router)
-
-    @app.get("/healthz", tags=["Operations"], summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["Operations"], summary="Kafka and the store answer")
-    async def readyz(request: Request) -> Any:
-        problems = []
-        try:
-            if not request.app.state.bridge.connected:
-                raise ServiceUnavailable("not connected")
-            await request.app.state.bridge.ping()
-        except ServiceUnavailable:
-            problems.append(f"Kafka at {settings.kafka_bootstrap_servers} does not answer")
-        try:
-            await request.app.state.store.ping()
-        except Exception:
-            problems.append("the store does not answer")
-        if problems:
-            return JSONResponse(
-                {"detail": "Not ready: " + "; ".join(problems) + ".", "code": "not_ready"},
-                status_code=503,
-            )
-        return {"status": "ready"}
-
+    for routes in (routes_sms, routes_webhook, routes_admin, routes_ops):
+        app.include_router(routes.router)
     app.add_middleware(BodyLimit)
     metrics.install(app)
     install_openapi(app)

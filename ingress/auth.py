@@ -1,18 +1,21 @@
-"""Bearer API keys: ``SMSLANE_API_KEYS`` for /v1/sms*, ``SMSLANE_ADMIN_API_KEYS`` for admin."""
+"""Bearer API keys: ``SMSLANE_API_KEYS`` for /v1/sms*, ``SMSLANE_ADMIN_API_KEYS`` for admin.
+
+Pure checks over the ``Authorization`` header and the settings; the route dependencies that
+call them are ``ingress.deps.ApiKeyDep`` and ``ingress.deps.AdminKeyDep``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 
-from fastapi import Request
-
 from schemas.errors import Forbidden, Unauthorized
+from schemas.settings import Settings
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; 401 for anything else."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized()
     return token.strip()
@@ -31,23 +34,15 @@ def key_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-async def require_api_key(request: Request) -> str:
-    """FastAPI dependency for /v1/sms*: the caller's key id; admin keys are accepted too.
-
-    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in its
-    thread pool, a thread hop per request.
-    """
-    settings = request.app.state.settings
-    token = _bearer(request)
+def api_key_id(token: str, settings: Settings) -> str:
+    """The id of a key accepted on /v1/sms* (an API key or an admin key); 401 otherwise."""
     if _matches(token, settings.api_keys) or _matches(token, settings.admin_api_keys):
         return key_id(token)
     raise Unauthorized("The API key is not valid.")
 
 
-async def require_admin_key(request: Request) -> str:
-    """FastAPI dependency for /v1/admin/*: 401 for an unknown key, 403 for a non-admin key."""
-    settings = request.app.state.settings
-    token = _bearer(request)
+def admin_key_id(token: str, settings: Settings) -> str:
+    """The id of an admin key; 401 for an unknown key, 403 for a non-admin key."""
     if _matches(token, settings.admin_api_keys):
         return key_id(token)
     if _matches(token, settings.api_keys):

@@ -1,17 +1,26 @@
-"""OpenAPI helpers: every error status and code documented with an example."""
+"""OpenAPI helpers: every error status and code documented with an example.
+
+Each route states in its decorator what is particular to it: its success examples
+(:func:`answers`), its request body example (:func:`body_example`) and the errors it can
+answer (:func:`error_responses`). :func:`complete_openapi` then applies what holds for every
+route alike: one ``Error`` schema on every error answer, our 422 instead of FastAPI's, 503
+while Kafka is not connected on every write, 413 wherever a body is read.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from ingress import examples
 from schemas.errors import (
     A2pCampaignNotVerified,
     BrandSuspended,
     DestinationOptedOut,
-    GatewayTimeout,
     IdempotencyKeyReused,
     InvalidDestination,
     InvalidRequest,
@@ -19,6 +28,7 @@ from schemas.errors import (
     ProviderUnavailable,
     RegionNotPermitted,
     SmslaneError,
+    Unauthorized,
     UseCaseInactive,
     UseCaseNotFound,
 )
@@ -37,168 +47,117 @@ SEND_ERRORS: tuple[type[SmslaneError], ...] = (
     ProviderUnavailable,
 )
 
+ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
+
+
+@dataclass(frozen=True)
+class ErrorDoc:
+    """One documented error answer: its status, its code and an example ``detail``."""
+
+    status: int
+    code: str
+    detail: str
+    #: The response's description (the first error documented for a status sets it).
+    description: str = "Error"
+
+
 _GENERIC = {
-    401: ("unauthorized", "A valid API key is required: send Authorization: Bearer <key>."),
-    403: ("forbidden", "This API key may not use this route."),
-    404: ("not_found", "Nothing exists at this address."),
-    422: ("invalid_request", "Invalid request: limit: Input should be less than or equal to 100."),
-    503: ("service_unavailable", "Kafka did not acknowledge the write in time; retry later."),
+    doc.status: doc
+    for doc in (
+        ErrorDoc(401, "unauthorized", Unauthorized.default_detail),
+        ErrorDoc(403, "forbidden", "This API key may not use this route."),
+        ErrorDoc(404, "not_found", "Nothing exists at this address."),
+        ErrorDoc(
+            422,
+            "invalid_request",
+            "Invalid request: limit: Input should be less than or equal to 100.",
+        ),
+        ErrorDoc(
+            503, "service_unavailable", "Kafka did not acknowledge the write in time; retry later."
+        ),
+    )
+}
+KAFKA_DOWN = ErrorDoc(503, "service_unavailable", "Kafka is not connected yet; retry in a moment.")
+TOO_LARGE = ErrorDoc(413, "payload_too_large", "The request body is larger than 65536 bytes.")
+INVALID_SIGNATURE = ErrorDoc(
+    403,
+    "invalid_signature",
+    "Request signature validation failed.",
+    description="Request signature validation failed",
+)
+NOT_READY = ErrorDoc(503, "not_ready", "Not ready: Kafka at 127.0.0.1:9092 does not answer.")
+
+#: The webhook's request as Twilio sends it: a signed form (the handler reads it raw).
+TWILIO_CALLBACK_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+                "example": examples.CALLBACK_FORM,
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "X-Twilio-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Twilio's signature of the request, checked with the auth "
+            "token of the subaccount named by AccountSid.",
+        }
+    ],
 }
 
 
-def error_responses(*errors: type[SmslaneError] | int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these errors (classes or bare status codes)."""
+def _error_doc(error: type[SmslaneError] | int | ErrorDoc) -> ErrorDoc:
+    if isinstance(error, ErrorDoc):
+        return error
+    if isinstance(error, int):
+        return _GENERIC[error]
+    return ErrorDoc(error.status_code, error.code, error.default_detail)
+
+
+def _add_error(responses: dict[Any, Any], key: int | str, error: ErrorDoc) -> None:
+    entry = responses.setdefault(key, {"description": error.description})
+    content = entry.setdefault("content", {}).setdefault("application/json", {})
+    content["schema"] = ERROR_SCHEMA
+    content.setdefault("examples", {})[error.code] = {
+        "value": {"detail": error.detail, "code": error.code}
+    }
+
+
+def error_responses(
+    *errors: type[SmslaneError] | int | ErrorDoc, auth: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these errors (classes, generic status codes or
+    :class:`ErrorDoc`), 401 included unless ``auth`` is False."""
     out: dict[int | str, dict[str, Any]] = {}
-    items: list[tuple[int, str, str]] = []
-    for error in (*errors, 401):
-        if isinstance(error, int):
-            code, detail = _GENERIC[error]
-            items.append((error, code, detail))
-        else:
-            items.append((error.status_code, error.code, error.default_detail))
-    for status, code, detail in items:
-        entry = out.setdefault(
-            status,
-            {
-                "description": "Error",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "detail": {"type": "string"},
-                                "code": {"type": "string"},
-                            },
-                            "required": ["detail", "code"],
-                        },
-                        "examples": {},
-                    }
-                },
-            },
-        )
-        entry["content"]["application/json"]["examples"][code] = {
-            "value": {"detail": detail, "code": code}
-        }
+    for error in (*errors, *((401,) if auth else ())):
+        doc = _error_doc(error)
+        _add_error(out, doc.status, doc)
     return out
 
 
+#: FastAPI drops every ``None`` from the document it generates, examples included
+#: (fastapi/fastapi#5559: a record's ``"delivered_at": null`` would vanish), so a route's
+#: example travels as its JSON text under this key and :func:`complete_openapi` parses it.
+_EXAMPLE_JSON = "x-smslane-example-json"
+
+
+def answers(example: Any, *statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries: ``example`` as the JSON answer of each status."""
+    wrapped = {_EXAMPLE_JSON: json.dumps(example)}
+    return {status: {"content": {"application/json": dict(wrapped)}} for status in statuses}
+
+
+def body_example(example: Any) -> dict[str, Any]:
+    """A route's ``openapi_extra``: ``example`` as its JSON request body."""
+    return {"requestBody": {"content": {"application/json": {_EXAMPLE_JSON: json.dumps(example)}}}}
+
+
 # -- completing the generated document ---------------------------------------------------
-
-_SID = "SM" + "9f2c4b1a" * 4
-_RECORD = {
-    "id": "5b0c9c1e-2f3a-4d5e-8f70-1a2b3c4d5e6f",
-    "use_case_id": "0b6f3c1e-7d2a-4f5e-9c1b-2a3d4e5f6a7b",
-    "message_sid": _SID,
-    "from_number": None,
-    "to_number": "+14155550123",
-    "body": "Your code is 123456",
-    "num_segments": None,
-    "status": "pending",
-    "handed_off_at": None,
-    "delivered_at": None,
-    "errored_at": None,
-    "error_code": None,
-    "created_at": "2026-11-26T10:00:00.812Z",
-    "updated_at": "2026-11-26T10:00:00.812Z",
-}
-_DELIVERED = {
-    **_RECORD,
-    "from_number": "+14155550100",
-    "num_segments": 1,
-    "status": "delivered",
-    "handed_off_at": "2026-11-26T10:00:01.204Z",
-    "delivered_at": "2026-11-26T10:00:03.911Z",
-    "updated_at": "2026-11-26T10:00:03.911Z",
-}
-_SUBACCOUNT_BODY = {"auth_token": "your_auth_token", "friendly_name": "Acme production"}
-_STAMPS = {"created_at": "2026-11-26T09:00:00Z", "updated_at": "2026-11-26T09:00:00Z"}
-_SUBACCOUNT = {"account_sid": "AC" + "0a1b2c3d" * 4, "friendly_name": "Acme production", **_STAMPS}
-_BRAND_BODY = {"name": "Acme", "status": "verified"}
-_BRAND = {"brand_id": "acme", **_BRAND_BODY, **_STAMPS}
-_USE_CASE_BODY = {
-    "name": "Order updates",
-    "account_sid": _SUBACCOUNT["account_sid"],
-    "messaging_service_sid": "MG" + "4e5f6a7b" * 4,
-    "brand_id": "acme",
-    "a2p_campaign_status": "verified",
-    "permitted_regions": ["US", "CA"],
-    "active": True,
-}
-_USE_CASE = {"id": _RECORD["use_case_id"], **_USE_CASE_BODY, **_STAMPS}
-_POOL_ENTRY = {
-    "phone_number": "+14155550100",
-    "number_type": "long_code",
-    "created_at": _STAMPS["created_at"],
-}
-_NUMBER = {"use_case_id": _RECORD["use_case_id"], **_POOL_ENTRY}
-_OPT_OUT = {
-    "use_case_id": _RECORD["use_case_id"],
-    "phone_number": "+14155550123",
-    "created_at": _STAMPS["created_at"],
-}
-_CALLBACK_FORM = {
-    "AccountSid": _SUBACCOUNT["account_sid"],
-    "MessageSid": _SID,
-    "MessageStatus": "delivered",
-    "From": "+14155550100",
-    "To": "+14155550123",
-    "NumSegments": "1",
-}
-
-#: Request body examples by (method, path template).
-REQUEST_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
-    ("post", "/v1/sms/"): {
-        "use_case_id": _RECORD["use_case_id"],
-        "to_phone_number": _RECORD["to_number"],
-        "message": _RECORD["body"],
-    },
-    ("put", "/v1/admin/twilio-subaccounts/{account_sid}"): _SUBACCOUNT_BODY,
-    ("put", "/v1/admin/brands/{brand_id}"): _BRAND_BODY,
-    ("post", "/v1/admin/sms-use-cases"): _USE_CASE_BODY,
-    ("patch", "/v1/admin/sms-use-cases/{use_case_id}"): {"active": False},
-    ("put", "/v1/admin/sms-use-cases/{use_case_id}/phone-numbers/{phone_number}"): {
-        "number_type": "long_code"
-    },
-}
-#: Success answers by (method, path template): {status: example body}.
-RESPONSE_EXAMPLES: dict[tuple[str, str], dict[int, Any]] = {
-    ("post", "/v1/sms/"): {201: _RECORD},
-    ("get", "/v1/sms/"): {200: {"items": [_DELIVERED], "next_cursor": "eyJ0IjoiMjAyNi0xMS0yNiJ9"}},
-    ("get", "/v1/sms/{sms_id}"): {200: _DELIVERED},
-    ("put", "/v1/admin/twilio-subaccounts/{account_sid}"): {200: _SUBACCOUNT, 201: _SUBACCOUNT},
-    ("put", "/v1/admin/brands/{brand_id}"): {200: _BRAND, 201: _BRAND},
-    ("post", "/v1/admin/sms-use-cases"): {201: _USE_CASE},
-    ("get", "/v1/admin/sms-use-cases/{use_case_id}"): {
-        200: {**_USE_CASE, "phone_numbers": [_POOL_ENTRY]}
-    },
-    ("patch", "/v1/admin/sms-use-cases/{use_case_id}"): {200: {**_USE_CASE, "active": False}},
-    ("put", "/v1/admin/sms-use-cases/{use_case_id}/phone-numbers/{phone_number}"): {200: _NUMBER},
-    ("put", "/v1/admin/sms-use-cases/{use_case_id}/opt-outs/{phone_number}"): {200: _OPT_OUT},
-    ("get", "/healthz"): {200: {"status": "ok"}},
-    ("get", "/readyz"): {200: {"status": "ready"}},
-}
-#: Errors every route of a kind can answer, beyond those its decorator lists.
-_KAFKA_DOWN = (503, "service_unavailable", "Kafka is not connected yet; retry in a moment.")
-_TOO_LARGE = (413, "payload_too_large", "The request body is larger than 65536 bytes.")
-_EXTRA_ERRORS: dict[tuple[str, str], tuple[tuple[int, str, str], ...]] = {
-    ("post", "/v1/sms/"): (
-        _KAFKA_DOWN,
-        (504, "worker_timeout", GatewayTimeout.default_detail),
-    ),
-    ("post", "/v1/webhook/twilio/sms-status"): (
-        (403, "invalid_signature", "Request signature validation failed."),
-    ),
-    ("get", "/readyz"): (
-        (503, "not_ready", "Not ready: Kafka at 127.0.0.1:9092 does not answer."),
-    ),
-}
-
-
-def _error_entry(responses: dict[str, Any], status: int, code: str, detail: str) -> None:
-    entry = responses.setdefault(str(status), {"description": "Error"})
-    content = entry.setdefault("content", {}).setdefault("application/json", {})
-    content["schema"] = {"$ref": "#/components/schemas/Error"}
-    content.setdefault("examples", {})[code] = {"value": {"detail": detail, "code": code}}
 
 
 def _can_fail_validation(op: dict[str, Any]) -> bool:
@@ -212,40 +171,37 @@ def _can_fail_validation(op: dict[str, Any]) -> bool:
 
 
 def _complete_operation(method: str, path: str, op: dict[str, Any]) -> None:
-    key = (method, path)
     responses: dict[str, Any] = op.setdefault("responses", {})
     generated_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
     if "HTTPValidationError" in str(generated_422.get("schema", "")):
         del responses["422"]
         if _can_fail_validation(op):
-            _error_entry(responses, 422, *_GENERIC[422])
-    takes_body = "requestBody" in op or path == "/v1/webhook/twilio/sms-status"
-    writes_kafka = path.startswith("/v1/") and method in ("post", "put", "patch", "delete")
-    extra = list(_EXTRA_ERRORS.get(key, ()))
-    if writes_kafka:
-        extra.append(_KAFKA_DOWN)
-    if takes_body:
-        extra.append(_TOO_LARGE)
-    for status, code, detail in extra:
-        _error_entry(responses, status, code, detail)
+            _add_error(responses, "422", _GENERIC[422])
+    if path.startswith("/v1/") and method in ("post", "put", "patch", "delete"):
+        _add_error(responses, "503", KAFKA_DOWN)
+    if "requestBody" in op:
+        _add_error(responses, "413", TOO_LARGE)
     for status_text, response in responses.items():
         if status_text.isdigit() and int(status_text) >= 400:
             content = response.setdefault("content", {}).setdefault("application/json", {})
-            content["schema"] = {"$ref": "#/components/schemas/Error"}
-    for status, example in RESPONSE_EXAMPLES.get(key, {}).items():
-        entry = responses.setdefault(
-            str(status), {"description": "Created" if status == 201 else "OK"}
-        )
-        content = entry.setdefault("content", {}).setdefault("application/json", {})
-        content.setdefault("schema", {"type": "object"})
-        content["example"] = example
-    body_example = REQUEST_EXAMPLES.get(key)
-    if body_example is not None and "requestBody" in op:
-        op["requestBody"]["content"]["application/json"]["example"] = body_example
+            content["schema"] = ERROR_SCHEMA
+        elif "application/json" in response.get("content", {}):
+            response["content"]["application/json"].setdefault("schema", {"type": "object"})
+
+
+def _restore_examples(op: dict[str, Any]) -> None:
+    """Parse back the examples :func:`answers` and :func:`body_example` wrapped."""
+    contents = [r.get("content", {}) for r in op.get("responses", {}).values()]
+    contents.append(op.get("requestBody", {}).get("content", {}))
+    for content in contents:
+        for media in content.values():
+            if _EXAMPLE_JSON in media:
+                media["example"] = json.loads(media.pop(_EXAMPLE_JSON))
 
 
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Give every operation examples and the ``{"detail", "code"}`` schema on every error.
+    """Give every error answer the ``{"detail", "code"}`` schema, every route the errors all
+    routes of its kind can answer, and every example its ``null`` values back.
 
     FastAPI's generic 422 (``HTTPValidationError``) becomes ours: the error handler answers
     ``invalid_request`` with a sentence, never the list of pydantic errors.
@@ -264,28 +220,8 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         components.pop(name, None)
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
+            _restore_examples(op)
             _complete_operation(method, path, op)
-    webhook = schema.get("paths", {}).get("/v1/webhook/twilio/sms-status", {}).get("post")
-    if webhook is not None:
-        webhook["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "example": _CALLBACK_FORM,
-                }
-            },
-        }
-        webhook["parameters"] = [
-            {
-                "name": "X-Twilio-Signature",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string"},
-                "description": "Twilio's signature of the request, checked with the auth "
-                "token of the subaccount named by AccountSid.",
-            }
-        ]
     return schema
 
 

@@ -12,12 +12,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ingress.auth import require_admin_key
-from ingress.docs import error_responses
+from feeds.config import ConfigView
+from ingress import examples
+from ingress.deps import BridgeDep, ConfigDep, require_admin_key
+from ingress.docs import answers, body_example, error_responses
 from schemas.config import (
     A2pCampaignStatus,
     Brand,
@@ -107,12 +109,12 @@ def _e164(number: str) -> str:
     return number
 
 
-def _use_case(request: Request, use_case_id: str) -> UseCase:
+def _use_case(config: ConfigView, use_case_id: str) -> UseCase:
     try:
         key = uuid.UUID(use_case_id)
     except ValueError:
         raise UseCaseNotFound(f"No SMS use case with id {use_case_id!r}.") from None
-    use_case: UseCase | None = request.app.state.bridge.config.use_cases.get(key)
+    use_case = config.use_cases.get(key)
     if use_case is None or use_case.deleted:
         raise UseCaseNotFound(f"No SMS use case with id {use_case_id}, or it was deleted.")
     return use_case
@@ -121,12 +123,13 @@ def _use_case(request: Request, use_case_id: str) -> UseCase:
 @router.put(
     "/twilio-subaccounts/{account_sid}",
     summary="Create or replace a Twilio subaccount",
-    responses=error_responses(403, 422),
+    responses={**answers(examples.SUBACCOUNT, 200, 201), **error_responses(403, 422)},
+    openapi_extra=body_example(examples.SUBACCOUNT_BODY),
 )
-async def put_subaccount(request: Request, account_sid: str, body: SubaccountBody) -> JSONResponse:
+async def put_subaccount(
+    account_sid: str, body: SubaccountBody, bridge: BridgeDep, config: ConfigDep
+) -> JSONResponse:
     """Store the subaccount's auth token, encrypted; it is never returned or logged."""
-    bridge = request.app.state.bridge
-    config = bridge.config
     existing = config.subaccounts.get(account_sid) or config.undecryptable.get(account_sid)
     now = _now()
     entity = SealedSubaccount(
@@ -141,11 +144,15 @@ async def put_subaccount(request: Request, account_sid: str, body: SubaccountBod
 
 
 @router.put(
-    "/brands/{brand_id}", summary="Create or replace a brand", responses=error_responses(403, 422)
+    "/brands/{brand_id}",
+    summary="Create or replace a brand",
+    responses={**answers(examples.BRAND, 200, 201), **error_responses(403, 422)},
+    openapi_extra=body_example(examples.BRAND_BODY),
 )
-async def put_brand(request: Request, brand_id: str, body: BrandBody) -> JSONResponse:
-    bridge = request.app.state.bridge
-    existing = bridge.config.brands.get(brand_id)
+async def put_brand(
+    brand_id: str, body: BrandBody, bridge: BridgeDep, config: ConfigDep
+) -> JSONResponse:
+    existing = config.brands.get(brand_id)
     now = _now()
     entity = Brand(
         brand_id=brand_id,
@@ -162,26 +169,30 @@ async def put_brand(request: Request, brand_id: str, body: BrandBody) -> JSONRes
     "/sms-use-cases",
     status_code=201,
     summary="Create an SMS use case",
-    responses=error_responses(403, 422),
+    responses={**answers(examples.USE_CASE, 201), **error_responses(403, 422)},
+    openapi_extra=body_example(examples.USE_CASE_BODY),
 )
-async def create_use_case(request: Request, body: UseCaseBody) -> JSONResponse:
+async def create_use_case(body: UseCaseBody, bridge: BridgeDep) -> JSONResponse:
     now = _now()
     entity = UseCase(
         id=uuid.uuid4(), **body.model_dump(), deleted=False, created_at=now, updated_at=now
     )
-    await request.app.state.bridge.publish_config(entity)
+    await bridge.publish_config(entity)
     return JSONResponse(_public(entity, "deleted"), status_code=201)
 
 
 @router.get(
     "/sms-use-cases/{use_case_id}",
     summary="Get an SMS use case",
-    responses=error_responses(403, UseCaseNotFound),
+    responses={
+        **answers(examples.USE_CASE_WITH_NUMBERS, 200),
+        **error_responses(403, UseCaseNotFound),
+    },
 )
-async def get_use_case(request: Request, use_case_id: str) -> Any:
-    use_case = _use_case(request, use_case_id)
+async def get_use_case(use_case_id: str, config: ConfigDep) -> Any:
+    use_case = _use_case(config, use_case_id)
     out = _public(use_case, "deleted")
-    numbers = request.app.state.bridge.config.sender_list(use_case.id)
+    numbers = config.sender_list(use_case.id)
     out["phone_numbers"] = [_public(n, "use_case_id") for n in numbers]
     return out
 
@@ -189,15 +200,21 @@ async def get_use_case(request: Request, use_case_id: str) -> Any:
 @router.patch(
     "/sms-use-cases/{use_case_id}",
     summary="Change an SMS use case",
-    responses=error_responses(403, 422, UseCaseNotFound),
+    responses={
+        **answers(examples.USE_CASE_PATCHED, 200),
+        **error_responses(403, 422, UseCaseNotFound),
+    },
+    openapi_extra=body_example(examples.USE_CASE_PATCH),
 )
-async def patch_use_case(request: Request, use_case_id: str, body: UseCasePatch) -> Any:
-    use_case = _use_case(request, use_case_id)
+async def patch_use_case(
+    use_case_id: str, body: UseCasePatch, bridge: BridgeDep, config: ConfigDep
+) -> Any:
+    use_case = _use_case(config, use_case_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "permitted_regions" in changes:
         changes["permitted_regions"] = tuple(changes["permitted_regions"])
     entity = use_case.model_copy(update={**changes, "updated_at": _now()})
-    await request.app.state.bridge.publish_config(UseCase.model_validate(entity.model_dump()))
+    await bridge.publish_config(UseCase.model_validate(entity.model_dump()))
     return _public(entity, "deleted")
 
 
@@ -207,29 +224,30 @@ async def patch_use_case(request: Request, use_case_id: str, body: UseCasePatch)
     summary="Delete an SMS use case",
     responses=error_responses(403, UseCaseNotFound),
 )
-async def delete_use_case(request: Request, use_case_id: str) -> Response:
-    use_case = _use_case(request, use_case_id)
+async def delete_use_case(use_case_id: str, bridge: BridgeDep, config: ConfigDep) -> Response:
+    use_case = _use_case(config, use_case_id)
     entity = use_case.model_copy(update={"deleted": True, "active": False, "updated_at": _now()})
-    await request.app.state.bridge.publish_config(entity)
+    await bridge.publish_config(entity)
     return Response(status_code=204)
 
 
 @router.put(
     "/sms-use-cases/{use_case_id}/phone-numbers/{phone_number}",
     summary="Add a number to the sender pool",
-    responses=error_responses(403, 422, UseCaseNotFound),
+    responses={**answers(examples.NUMBER, 200), **error_responses(403, 422, UseCaseNotFound)},
+    openapi_extra=body_example(examples.NUMBER_BODY),
 )
 async def put_phone_number(
-    request: Request, use_case_id: str, phone_number: str, body: NumberBody
+    use_case_id: str, phone_number: str, body: NumberBody, bridge: BridgeDep, config: ConfigDep
 ) -> Any:
-    use_case = _use_case(request, use_case_id)
+    use_case = _use_case(config, use_case_id)
     entity = SenderNumber(
         use_case_id=use_case.id,
         phone_number=_e164(phone_number),
         number_type=body.number_type,
         created_at=_now(),
     )
-    await request.app.state.bridge.publish_config(entity)
+    await bridge.publish_config(entity)
     return _public(entity)
 
 
@@ -239,23 +257,27 @@ async def put_phone_number(
     summary="Remove a number from the sender pool",
     responses=error_responses(403, 422, UseCaseNotFound),
 )
-async def delete_phone_number(request: Request, use_case_id: str, phone_number: str) -> Response:
-    use_case = _use_case(request, use_case_id)
+async def delete_phone_number(
+    use_case_id: str, phone_number: str, bridge: BridgeDep, config: ConfigDep
+) -> Response:
+    use_case = _use_case(config, use_case_id)
     number = _e164(phone_number)
     key = f"sender_number:{use_case.id}:{number}"
-    await request.app.state.bridge.delete_config(key)
+    await bridge.delete_config(key)
     return Response(status_code=204)
 
 
 @router.put(
     "/sms-use-cases/{use_case_id}/opt-outs/{phone_number}",
     summary="Record that a number opted out of this use case",
-    responses=error_responses(403, 422, UseCaseNotFound),
+    responses={**answers(examples.OPT_OUT, 200), **error_responses(403, 422, UseCaseNotFound)},
 )
-async def put_opt_out(request: Request, use_case_id: str, phone_number: str) -> Any:
-    use_case = _use_case(request, use_case_id)
+async def put_opt_out(
+    use_case_id: str, phone_number: str, bridge: BridgeDep, config: ConfigDep
+) -> Any:
+    use_case = _use_case(config, use_case_id)
     entity = OptOut(use_case_id=use_case.id, phone_number=_e164(phone_number), created_at=_now())
-    await request.app.state.bridge.publish_config(entity)
+    await bridge.publish_config(entity)
     return _public(entity)
 
 
@@ -265,9 +287,11 @@ async def put_opt_out(request: Request, use_case_id: str, phone_number: str) -> 
     summary="Remove an opt-out",
     responses=error_responses(403, 422, UseCaseNotFound),
 )
-async def delete_opt_out(request: Request, use_case_id: str, phone_number: str) -> Response:
-    use_case = _use_case(request, use_case_id)
+async def delete_opt_out(
+    use_case_id: str, phone_number: str, bridge: BridgeDep, config: ConfigDep
+) -> Response:
+    use_case = _use_case(config, use_case_id)
     number = _e164(phone_number)
     entity = OptOut(use_case_id=use_case.id, phone_number=number, created_at=_now())
-    await request.app.state.bridge.delete_config(config_key(entity))
+    await bridge.delete_config(config_key(entity))
     return Response(status_code=204)

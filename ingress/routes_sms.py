@@ -8,15 +8,23 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingress.auth import require_api_key
-from ingress.docs import SEND_ERRORS, error_responses
-from schemas.errors import ERRORS_BY_CODE, InvalidRequest, NotFound, ServiceUnavailable
+from ingress import examples
+from ingress.deps import ApiKeyDep, BridgeDep, RecentDep, StoreDep
+from ingress.docs import SEND_ERRORS, answers, body_example, error_responses
+from schemas.errors import (
+    ERRORS_BY_CODE,
+    GatewayTimeout,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+)
 from schemas.events import SendRequest
 from schemas.records import SmsRecord, SmsStatus
+from store import InvalidCursor
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/sms", tags=["SMS"])
@@ -60,16 +68,20 @@ def body_hash(body: SendSmsBody) -> str:
     status_code=201,
     response_model=SmsRecord,
     summary="Send SMS",
-    responses=error_responses(*SEND_ERRORS),
+    responses={
+        **answers(examples.RECORD, 201),
+        **error_responses(*SEND_ERRORS, GatewayTimeout),
+    },
+    openapi_extra=body_example(examples.SEND_BODY),
 )
 async def send_sms(
-    request: Request,
     body: SendSmsBody,
-    api_key: Annotated[str, Depends(require_api_key)],
+    api_key: ApiKeyDep,
+    bridge: BridgeDep,
+    recent: RecentDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Send one SMS through the use case's Messaging Service; answers the new record."""
-    bridge = request.app.state.bridge
     if idempotency_key:
         request_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{api_key}:{idempotency_key}")
     else:
@@ -92,33 +104,39 @@ async def send_sms(
         raise error_type(reply.error.detail, retry_after=reply.retry_after)
     assert reply.record is not None
     # Read-your-writes: served from here until the sink has written it (a few ms).
-    request.app.state.recent.put(reply.record)
+    recent.put(reply.record)
     return JSONResponse(reply.record.model_dump(mode="json"), status_code=reply.status_code)
 
 
 @router.get(
-    "/{sms_id}", response_model=SmsRecord, summary="Get one SMS", responses=error_responses(404)
+    "/{sms_id}",
+    response_model=SmsRecord,
+    summary="Get one SMS",
+    responses={**answers(examples.DELIVERED, 200), **error_responses(404)},
 )
-async def get_sms(
-    request: Request, sms_id: str, _: Annotated[str, Depends(require_api_key)]
-) -> Any:
+async def get_sms(sms_id: str, _: ApiKeyDep, store: StoreDep, recent: RecentDep) -> Any:
     """The record with this id, or 404."""
     try:
         record_id = uuid.UUID(sms_id)
     except ValueError:
         raise NotFound(f"No SMS with id {sms_id!r}.") from None
-    record = await request.app.state.store.get_record(record_id)
+    record = await store.get_record(record_id)
     if record is None:
-        record = request.app.state.recent.get(record_id)
+        record = recent.get(record_id)
     if record is None:
         raise NotFound(f"No SMS with id {sms_id}.")
     return record.model_dump(mode="json")
 
 
-@router.get("/", response_model=SmsList, summary="List SMS", responses=error_responses(422))
+@router.get(
+    "/",
+    response_model=SmsList,
+    summary="List SMS",
+    responses={**answers(examples.PAGE, 200), **error_responses(422)},
+)
 async def list_sms(
-    request: Request,
-    _: Annotated[str, Depends(require_api_key)],
+    _: ApiKeyDep,
+    store: StoreDep,
     use_case_id: uuid.UUID | None = None,
     status: SmsStatus | None = None,
     to_number: Annotated[str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$")] = None,
@@ -130,10 +148,8 @@ async def list_sms(
     """Newest first; follow ``next_cursor`` for the next page."""
     if to_number is not None and to_number.startswith(" "):
         to_number = "+" + to_number[1:]  # an unencoded "+" in a query string reads as " "
-    from sinks.store import InvalidCursor
-
     try:
-        items, next_cursor = await request.app.state.store.list_records(
+        items, next_cursor = await store.list_records(
             use_case_id=use_case_id,
             status=status,
             to_number=to_number,

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 
-from ingress.docs import error_responses
+from ingress.deps import BridgeDep, SettingsDep
+from ingress.docs import INVALID_SIGNATURE, TWILIO_CALLBACK_REQUEST, error_responses
 from ingress.errors import error_response
 from ingress.twilio_signature import parse_form, verify
 from schemas.events import RawCallback
@@ -26,17 +27,18 @@ router = APIRouter(tags=["Webhooks"])
     summary="Twilio status callback",
     responses={
         204: {"description": "Stored (or silently ignored)"},
-        403: {"description": "Request signature validation failed"},
-        **{k: v for k, v in error_responses(503).items() if k == 503},
+        **error_responses(INVALID_SIGNATURE, 503, auth=False),
     },
+    openapi_extra=TWILIO_CALLBACK_REQUEST,
 )
-async def twilio_status_callback(request: Request) -> Response:
+async def twilio_status_callback(
+    request: Request, settings: SettingsDep, bridge: BridgeDep
+) -> Response:
     """Receive a delivery status update from Twilio (form-encoded, signed)."""
     received_at = datetime.now(UTC)
     params = parse_form(await request.body())
     if params is None:
         return error_response(403, "Request signature validation failed.", "invalid_signature")
-    bridge = request.app.state.bridge
     if not bridge.connected:
         # Without the configuration we cannot tell a bad signature from an unknown
         # account; 503 makes Twilio retry instead of dropping the callback.
@@ -45,7 +47,7 @@ async def twilio_status_callback(request: Request) -> Response:
         )
     signature = request.headers.get("x-twilio-signature", "")
     account = verify(
-        request.app.state.settings,
+        settings,
         bridge.config,
         request.url.path,
         request.url.query,

@@ -77,7 +77,7 @@ class TopicSpec:
 
 
 class Topics:
-    """The topic catalog. ``Topics.all()`` is what start-up creates."""
+    """The topic catalog. ``Topics.all()`` is what start-up creates (``feeds.topics``)."""
 
     #: Stamped by the broker (LogAppendTime): the worker's send deadline uses that clock.
     SEND_REQUESTS: ClassVar[TopicSpec] = TopicSpec(
@@ -107,52 +107,3 @@ class Topics:
     @classmethod
     def all(cls) -> tuple[TopicSpec, ...]:
         return tuple(v for v in vars(cls).values() if isinstance(v, TopicSpec))
-
-
-async def ensure_topics(
-    bootstrap_servers: str, prefix: str, partitions: int, *, timeout_s: float = 30.0
-) -> list[str]:
-    """Create every catalog topic that does not exist yet; return the names created.
-
-    An existing catalog topic gets the catalog's configs (``cleanup.policy``, …) where its own
-    differ, each change logged; its other configs and its partitions are left as they are.
-    Idempotent, and a concurrent creator is fine.
-    """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    from schemas.kafka_admin import align_topic_configs
-
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = []
-        for spec in Topics.all():
-            name = spec.name(prefix)
-            if name in existing:
-                continue
-            configs = spec.topic_configs()
-            wanted.append(NewTopic(name, spec.partitions or partitions, 1, topic_configs=configs))
-        created = []
-        for topic in wanted:  # one by one: a concurrent creator fails only its own topic
-            try:
-                response = await admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                continue
-            # The broker answers per topic: "already exists" (another creator came first, or
-            # the topic was made after list_topics) is not a creation of ours.
-            codes = [error[1] for error in getattr(response, "topic_errors", ())]
-            if TopicAlreadyExistsError.errno in codes:
-                existing.add(topic.name)
-            else:
-                created.append(topic.name)
-        await align_topic_configs(
-            admin,
-            {s.name(prefix): s.topic_configs() for s in Topics.all() if s.name(prefix) in existing},
-        )
-        return created
-    finally:
-        await admin.close()

@@ -24,10 +24,10 @@ from sqlalchemy.engine import make_url
 
 from schemas.settings import Settings
 from schemas.topics import Topics
-from sinks.errors import unavailable_as_store_error
 from sinks.runner import Backoff, Batch, decode_batch, write_batch
-from sinks.store import Store
-from sinks.tables import sms_records
+from store import Store
+from store.errors import unavailable_as_store_error
+from store.tables import sms_records
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def rebuild_store(
 
     Raises :class:`RebuildRefused` when the store already holds records (unless ``force``:
     then the upserts only ever raise a row to a newer version) or the topic does not exist;
-    :class:`~sinks.errors.StoreUnavailable` when the database does not answer at the start.
+    :class:`~store.errors.StoreUnavailable` when the database does not answer at the start.
     """
     started = time.monotonic()
     stop = stop or asyncio.Event()

@@ -7,9 +7,9 @@ uninterrupted run would have written.
 
 A value that is not an :class:`SmsStatusEvent` is logged (topic, partition, offset) and
 skipped, and so is a row the database refuses for its own values (a data or constraint
-error, ``sinks.errors.is_row_error``). Any other refusal holds the batch: when the database
+error, ``store.errors.is_row_error``). Any other refusal holds the batch: when the database
 is down or cannot take writes now (read-only after a failover, deadlock, serialization
-failure, lock timeout, too many connections, shutdown: ``sinks.errors.is_unavailable``), and
+failure, lock timeout, too many connections, shutdown: ``store.errors.is_unavailable``), and
 also when it fails for a reason that is no row's (logged as an error), the same batch is
 retried with bounded exponential backoff for as long as it takes, while the partitions are
 paused (the consumer keeps polling, so it stays in its group); nothing is dropped, reordered
@@ -32,11 +32,12 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from feeds.topics import ensure_topics
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
-from schemas.topics import Topics, ensure_topics
-from sinks.errors import StoreUnavailable, is_row_error, sqlstate
-from sinks.store import Store
+from schemas.topics import Topics
+from store import Store
+from store.errors import StoreUnavailable, is_row_error, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
 
 def sink_group(settings: Settings) -> str:
-    """The sink's consumer group: under the topic prefix, so that two deployments sharing
-    a broker (different prefixes) never share their sink's offsets."""
+    """The sink's consumer group (and client id): under the topic prefix, so that two
+    deployments sharing a broker (different prefixes) never share their sink's offsets."""
     return f"{settings.topic_prefix}{settings.app_id}-sink"
 
 
@@ -113,9 +114,29 @@ async def run_sink(
     store = await _open_store(settings.database_url, stop, backoff)
     if store is None:
         return
+    await _ensure_topics(settings)
+    consumer = _status_consumer(settings)
     try:
-        # Like the ingress and the worker: a consumer that comes first would otherwise get
-        # sms.status auto-created by the broker, with its default layout (one partition).
+        await consumer.start()
+        log.info(
+            "sink: consuming %s into %s",
+            Topics.STATUS.name(settings.topic_prefix),
+            store.engine.url.render_as_string(),
+        )
+        if ready is not None:
+            ready.set()
+        throughput = _Throughput(stats_interval_s)
+        await _consume(consumer, store, stop, backoff, throughput, batch_size, poll_timeout_ms)
+    finally:
+        await consumer.stop()
+        await store.close()
+        log.info("sink: stopped")
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    """Like the ingress and the worker: a consumer that comes first would otherwise get
+    sms.status auto-created by the broker, with its default layout (one partition)."""
+    try:
         await ensure_topics(
             settings.kafka_bootstrap_servers,
             settings.topic_prefix,
@@ -124,9 +145,12 @@ async def run_sink(
         )
     except Exception as exc:
         log.warning("sink: could not check the topics (%s); consuming anyway", exc)
-    topic = Topics.STATUS.name(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        topic,
+
+
+def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The sink's consumer of ``sms.status``, in its group (:func:`sink_group`)."""
+    return AIOKafkaConsumer(
+        Topics.STATUS.name(settings.topic_prefix),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=sink_group(settings),
         client_id=sink_group(settings),
@@ -138,27 +162,30 @@ async def run_sink(
         fetch_min_bytes=64 * 1024,
         fetch_max_wait_ms=settings.sink_batch_wait_ms,
     )
-    try:
-        await consumer.start()
-        log.info("sink: consuming %s into %s", topic, store.engine.url.render_as_string())
-        if ready is not None:
-            ready.set()
-        throughput = _Throughput(stats_interval_s)
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
-            if not batch:
-                throughput.maybe_log()
-                continue
-            events = decode_batch(batch)
-            rows = await write_batch(consumer, store, events, stop, backoff)
-            if rows is None:
-                break  # stopped while the database was down: nothing committed
-            await _commit(consumer, batch)
-            throughput.add(sum(len(records) for records in batch.values()), rows)
-    finally:
-        await consumer.stop()
-        await store.close()
-        log.info("sink: stopped")
+
+
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    store: Store,
+    stop: asyncio.Event,
+    backoff: Backoff,
+    throughput: _Throughput,
+    batch_size: int,
+    poll_timeout_ms: int,
+) -> None:
+    """Batch after batch until ``stop``: decode, write (held while the store refuses it),
+    then commit its offsets."""
+    while not stop.is_set():
+        batch = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=batch_size)
+        if not batch:
+            throughput.maybe_log()
+            continue
+        events = decode_batch(batch)
+        rows = await write_batch(consumer, store, events, stop, backoff)
+        if rows is None:
+            return  # stopped while the database was down: nothing committed
+        await _commit(consumer, batch)
+        throughput.add(sum(len(records) for records in batch.values()), rows)
 
 
 def decode_batch(batch: Batch) -> list[SmsStatusEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+import typing
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from feeds.secret_box import new_key
@@ -149,10 +151,12 @@ class ChildDied(RuntimeError):
         self.child = child
 
 
-def wait_until(
-    check: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1
-) -> object:
-    """Poll ``check`` until it returns something truthy; TimeoutError naming ``what``."""
+T = typing.TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy, and return that; TimeoutError naming
+    ``what`` after ``timeout_s``. :func:`wait_until_async` is the same for a coroutine."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
@@ -161,6 +165,21 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(interval_s)
+
+
+async def wait_until_async(
+    check: Callable[[], Awaitable[T]], timeout_s: float, what: str, interval_s: float = 0.1
+) -> T:
+    """Await ``check()`` until it returns something truthy, and return that; TimeoutError
+    naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        await asyncio.sleep(interval_s)
 
 
 def free_port() -> int:

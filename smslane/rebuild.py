@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from schemas.settings import Settings
-from sinks.errors import StoreUnavailable
 from sinks.rebuild import RebuildProgress, RebuildRefused, RebuildSummary, rebuild_store, shown_url
+from store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

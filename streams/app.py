@@ -15,8 +15,9 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
 from feeds.secret_box import SecretBox
+from feeds.topics import ensure_topics
 from schemas.settings import Settings
-from schemas.topics import Topics, ensure_topics
+from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
 from streams.reconcile.agent import register as register_reconcile

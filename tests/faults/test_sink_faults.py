@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +20,8 @@ import pytest
 from schemas.records import SmsRecord, SmsStatusEvent
 from schemas.settings import Settings
 from sinks.rebuild import rebuild_store
-from sinks.store import Store
+from smslane.processes import wait_until_async
+from store import Store
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack, topic_partitions
 from tests.integration.test_send import send
@@ -73,13 +73,6 @@ async def delivered(url: str, ids: set[UUID]) -> int:
     return sum(1 for key in ids if key in rows and rows[key][0].status == "delivered")
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def sink_caught_up(stack: Stack) -> bool:
     """The sink has committed every event of ``sms.status`` (so it wrote them all)."""
     bootstrap = stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"]
@@ -121,7 +114,7 @@ async def test_a_sink_killed_mid_stream_ends_as_a_rebuild_from_offset_0(
         async def some_written() -> bool:
             return len(await live_rows(pg_url)) >= 4
 
-        await wait_for(some_written, 30, "the sink to write the first records")
+        await wait_until_async(some_written, 30, "the sink to write the first records")
         await asyncio.to_thread(stack.sink.stop, signal.SIGKILL)
         assert not sends.done(), "the sends were over before the kill"
         await asyncio.sleep(0.5)  # sends and callbacks go on meanwhile
@@ -134,7 +127,7 @@ async def test_a_sink_killed_mid_stream_ends_as_a_rebuild_from_offset_0(
     async def all_delivered_and_committed() -> bool:
         return await delivered(pg_url, ids) == len(ids) and await sink_caught_up(stack)
 
-    await wait_for(all_delivered_and_committed, 60, "every record delivered in the store")
+    await wait_until_async(all_delivered_and_committed, 60, "every record delivered in the store")
     rebuilt_url = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     settings = Settings(
         kafka_bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"],
@@ -153,7 +146,7 @@ async def test_a_read_only_database_mid_stream_loses_nothing(stack: Stack, pg_ur
     async def before_delivered() -> bool:
         return await delivered(pg_url, before) == len(before)
 
-    await wait_for(before_delivered, 30, "the first records delivered in the store")
+    await wait_until_async(before_delivered, 30, "the first records delivered in the store")
     log_mark = stack.sink.log_path.stat().st_size
 
     def sink_log() -> str:
@@ -170,7 +163,9 @@ async def test_a_read_only_database_mid_stream_loses_nothing(stack: Stack, pg_ur
             log = sink_log()
             return log.count("store unavailable, batch of") >= 2 or "skipping record" in log
 
-        await wait_for(held_or_skipped, 30, "the sink to hold (or skip) what it cannot write")
+        await wait_until_async(
+            held_or_skipped, 30, "the sink to hold (or skip) what it cannot write"
+        )
         assert "skipping record" not in sink_log()
         assert not await sink_caught_up(stack)
         assert not set(await live_rows(pg_url)) & during
@@ -180,7 +175,7 @@ async def test_a_read_only_database_mid_stream_loses_nothing(stack: Stack, pg_ur
     async def all_written() -> bool:
         return await delivered(pg_url, before | during) == 13 and await sink_caught_up(stack)
 
-    await wait_for(all_written, 60, "every record written once the database takes writes")
+    await wait_until_async(all_written, 60, "every record written once the database takes writes")
     assert "skipping record" not in sink_log()
     stack.sink.check_alive()
     assert await live_rows(pg_url) == await topic_rows(stack)

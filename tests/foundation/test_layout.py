@@ -1,7 +1,8 @@
-"""The topic catalog, docker-compose.yml and the CLI's help hold together."""
+"""The topic catalog, docker-compose.yml, the CLI's help and the import contracts hold together."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,16 @@ def test_help_explains_every_command() -> None:
     assert done.returncode == 0
     for command in ("up", "kafka", "worker", "sink", "ingress", "twilio-sim"):
         assert command in done.stdout
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts: the package arrows of the architecture."""
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    lint_imports = lint_imports or shutil.which("lint-imports")
+    assert lint_imports, "lint-imports not found: pip install -e '.[dev]'"
+    done = subprocess.run(
+        [lint_imports, "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout, done.stdout

@@ -13,8 +13,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from schemas.kafka_admin import config_changes
-from schemas.topics import STATUS_MIN_COMPACTION_LAG_MS, Topics, ensure_topics
+from feeds.kafka_admin import config_changes
+from feeds.topics import ensure_topics
+from schemas.topics import STATUS_MIN_COMPACTION_LAG_MS, Topics
 
 
 def test_sms_status_is_compacted_and_keeps_a_day_of_every_version() -> None:
@@ -127,7 +128,7 @@ async def test_an_existing_topic_is_brought_to_the_catalog_and_keeps_its_other_o
     old = {"cleanup.policy": "delete", "retention.bytes": "987654321"}
     await admin.create_topics([NewTopic(status, 3, 1, topic_configs=old)])
     await until_listed(admin, status)  # brokers learn of a new topic a moment later
-    caplog.set_level(logging.INFO, logger="schemas")
+    caplog.set_level(logging.INFO, logger="feeds")
 
     created = await ensure_topics(kafka_bootstrap, prefix, 2)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from twilio.request_validator import RequestValidator
 
 from schemas.records import SmsRecord
+from smslane.processes import wait_until_async
 from tests.factories import create_use_case, unique_number
 from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SENDERS, SERVICE_SID, Stack
 
@@ -42,17 +42,28 @@ async def wait_for(
     stack: Stack, record_id: str, until: Any, timeout_s: float = 30.0
 ) -> dict[str, Any]:
     """Poll GET /v1/sms/{id} until ``until(record)`` holds."""
-    deadline = time.monotonic() + timeout_s
-    record: dict[str, Any] = {}
     async with stack.client() as client:
-        while time.monotonic() < deadline:
-            answer = await client.get(f"/v1/sms/{record_id}")
-            if answer.status_code == 200:
-                record = answer.json()
-                if until(record):
-                    return record
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"record never reached the expected state; last: {record}")
+        return await wait_record(client, record_id, until, timeout_s)
+
+
+async def wait_record(
+    client: httpx.AsyncClient, record_id: str, until: Any, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Poll GET /v1/sms/{id} with ``client`` until ``until(record)`` holds; the record."""
+    last: dict[str, Any] = {}
+
+    async def reached() -> dict[str, Any] | None:
+        nonlocal last
+        answer = await client.get(f"/v1/sms/{record_id}")
+        if answer.status_code == 200:
+            last = answer.json()
+            return last if until(last) else None
+        return None
+
+    try:
+        return await wait_until_async(reached, timeout_s, f"record {record_id}")
+    except TimeoutError:
+        raise AssertionError(f"record never reached the expected state; last: {last}") from None
 
 
 async def settle(stack: Stack, record_id: str, seconds: float = 1.5) -> dict[str, Any]:

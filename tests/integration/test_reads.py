@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
+import httpx
 import pytest
 
+from smslane.processes import wait_until_async
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack
 from tests.integration.test_send import assert_error
@@ -28,13 +28,13 @@ async def test_list_filters_and_paginates_newest_first(stack: Stack) -> None:
             assert answer.status_code == 201, answer.text
             sent.append(answer.json())
         # The list reads the store, which the sink fills a few milliseconds after the 201.
-        deadline = time.monotonic() + 20
-        while True:
+
+        async def all_listed() -> httpx.Response | None:
             listed = await client.get("/v1/sms/", params={"use_case_id": use_case["id"]})
             assert listed.status_code == 200, listed.text
-            if len(listed.json()["items"]) == 3 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.05)
+            return listed if len(listed.json()["items"]) == 3 else None
+
+        listed = await wait_until_async(all_listed, 20, "the 3 records listed", interval_s=0.05)
         assert [r["id"] for r in listed.json()["items"]] == [r["id"] for r in reversed(sent)]
         assert listed.json()["next_cursor"] is None
 

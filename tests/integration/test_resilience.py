@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from feeds.secret_box import new_key
 from schemas.events import SendReply, SendRequest
-from smslane.processes import Child, wait_until
+from smslane.processes import Child, wait_until, wait_until_async
 from tests.factories import create_use_case, sim_messages, unique_number
 from tests.harness import ADMIN_KEY, API_KEY, Stack, free_port
 from tests.integration.test_lifecycle import callback_params, signed, wait_for
@@ -152,10 +152,8 @@ async def test_a_worker_stopped_during_a_twilio_call_finishes_it_first(
         await sim.post("/_sim/config", json={"create_delay_ms": 3000})
         try:
             first = [asyncio.create_task(send_to(to)) for to in numbers]
-            deadline = time.monotonic() + 10
-            while not await all_at_twilio():  # the simulator records, then waits 3 s
-                assert time.monotonic() < deadline, "the sends never reached the simulator"
-                await asyncio.sleep(0.05)
+            # The simulator records each create, then waits 3 s before it answers.
+            await wait_until_async(all_at_twilio, 10, "the sends at the simulator", 0.05)
             await asyncio.to_thread(stack.restart_worker)  # SIGTERM, then a warm start
             answers = await asyncio.gather(*first)
         finally:

@@ -16,14 +16,8 @@ def observed(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         kafka_bootstrap,
         worker_metrics_port=str(free_port()),
     )
-    try:
-        running.start()
-    except Exception:
-        running.stop()
-        print(running.logs())
-        raise
-    yield running
-    running.stop()
+    with running.running():
+        yield running
 
 
 def worker_metrics_url(stack: Stack) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import pytest
 
 from tests.factories import create_brand, create_subaccount, create_use_case, unique_number
 from tests.harness import ACCOUNT_SID, ADMIN_KEY, API_KEY, AUTH_TOKEN, SERVICE_SID, Stack
+from tests.integration.test_lifecycle import wait_record
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +76,7 @@ async def exercise_risky_paths(stack: Stack) -> tuple[str, str]:
             headers={"X-Twilio-Signature": "forged"},
         )  # fmt: skip
         assert forged.status_code == 403
-        deadline = time.monotonic() + 30
-        while (await client.get(f"/v1/sms/{record['id']}")).json()["status"] != "delivered":
-            assert time.monotonic() < deadline, "not delivered"
-            await asyncio.sleep(0.2)
+        await wait_record(client, record["id"], lambda r: r["status"] == "delivered")
     return record["id"], record["message_sid"]
 
 

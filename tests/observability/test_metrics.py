@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from smslane.processes import wait_until_async
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack
+from tests.integration.test_lifecycle import wait_record
 from tests.observability.conftest import worker_metrics_url
 from tests.observability.scrape import Samples, names, scrape, value
 
@@ -19,28 +20,24 @@ pytestmark = pytest.mark.integration
 
 
 async def wait_status(client: httpx.AsyncClient, record_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        answer = await client.get(f"/v1/sms/{record_id}")
-        if answer.status_code == 200:
-            record = answer.json()
-            if record["status"] == status:
-                return record
-        await asyncio.sleep(0.2)
-    pytest.fail(f"{record_id} did not reach {status}: {record}")
+    return await wait_record(client, record_id, lambda r: r["status"] == status)
 
 
 async def eventually(
     url: str, check: Callable[[Samples], bool], timeout_s: float = 30.0
 ) -> Samples:
-    """Scrape until ``check`` holds (worker gauges follow timers)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        samples = await scrape(url)
-        if check(samples) or time.monotonic() > deadline:
-            return samples
-        await asyncio.sleep(0.5)
+    """Scrape until ``check`` holds (worker gauges follow timers); the last scrape either way,
+    for the caller's assertion to show."""
+    last: Samples = {}
+
+    async def holds() -> bool:
+        nonlocal last
+        last = await scrape(url)
+        return check(last)
+
+    with contextlib.suppress(TimeoutError):
+        await wait_until_async(holds, timeout_s, "the metrics", interval_s=0.5)
+    return last
 
 
 def grew(before: Samples, after: Samples) -> Callable[..., float]:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from schemas.settings import Settings
 from schemas.topics import Topics
 from sinks.runner import Backoff, run_sink
-from sinks.store import Store
+from store import Store
 from tests.sinks.helpers import (
     TcpProxy,
     create_topic,

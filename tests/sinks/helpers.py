@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from uuid import UUID, uuid4
 
 import asyncpg  # type: ignore[import-untyped]
@@ -18,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from schemas.records import SmsRecord, SmsStatusEvent
-from sinks.store import Store
-from sinks.tables import row_record, sms_records
+from smslane.processes import free_port
+from store import Store
+from store.tables import row_record, sms_records
 
 POSTGRES_URL_VAR = "SMSLANE_TEST_POSTGRES_URL"
 KAFKA_VAR = "SMSLANE_TEST_KAFKA_BOOTSTRAP_SERVERS"
@@ -116,24 +116,6 @@ async def dump_rows(store: Store) -> dict[UUID, tuple[SmsRecord, int]]:
     async with store.engine.connect() as connection:
         rows = (await connection.execute(select(sms_records))).all()
     return {row.id: (row_record(row), row.version) for row in rows}
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30.0, what: str = "condition"
-) -> None:
-    """Poll ``check`` until it is true; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TcpProxy:

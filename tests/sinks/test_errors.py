@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
-from sinks.errors import (
+from store.errors import (
     is_row_error,
     is_unavailable,
     sqlstate,

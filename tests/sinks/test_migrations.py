@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from sinks.migrate import head_revision
-from sinks.store import Store
-from sinks.tables import metadata
+from store import Store
+from store.migrate import head_revision
+from store.tables import metadata
 from tests.sinks.factories import make_event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ async def test_opening_a_fresh_sqlite_file_waits_for_another_writer(tmp_path: Pa
 
 _OPEN_SCRIPT = """
 import asyncio, sys
-from sinks.store import Store
+from store import Store
 
 async def main() -> None:
     print("ready", flush=True)

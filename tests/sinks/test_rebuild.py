@@ -15,7 +15,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from sinks.rebuild import RebuildProgress, RebuildRefused, rebuild_store, trim_batch
-from sinks.store import Store
+from store import Store
 from tests.sinks.conftest import SinkHarness
 from tests.sinks.factories import expected_rows, interleave, make_event, make_histories
 from tests.sinks.helpers import dump_rows, end_offsets, fresh_pg_database, postgres_url, produce

@@ -8,7 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from sinks.store import Store
+from smslane.processes import wait_until_async
+from store import Store
 from tests.harness import topic_partitions
 from tests.sinks.conftest import Outage, SinkHarness
 from tests.sinks.factories import expected_rows, interleave, make_histories, next_version
@@ -18,12 +19,13 @@ from tests.sinks.helpers import (
     end_offsets,
     produce,
     set_read_only,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration
 
 RETRY_MESSAGE = "store unavailable"
+#: How often the tests look at what the sink did.
+POLL_S = 0.02
 
 
 async def wait_all_committed(sink: SinkHarness, timeout_s: float = 60.0) -> None:
@@ -33,7 +35,7 @@ async def wait_all_committed(sink: SinkHarness, timeout_s: float = 60.0) -> None
         offsets = await committed_offsets(sink.bootstrap, sink.group_id)
         return all(offsets.get(p, 0) >= end for p, end in ends.items())
 
-    await wait_until(committed, timeout_s=timeout_s, what=f"the sink to commit up to {ends}")
+    await wait_until_async(committed, timeout_s, f"the sink to commit up to {ends}", POLL_S)
 
 
 def retries(caplog: pytest.LogCaptureFixture) -> int:
@@ -99,7 +101,7 @@ async def test_a_sink_killed_mid_stream_ends_where_an_uninterrupted_one_would(
         async def progressed(before: int = before, task: asyncio.Task[None] = task) -> bool:
             return await row_count() > before or task.done()
 
-        await wait_until(progressed, what="the sink to write something")
+        await wait_until_async(progressed, 30.0, "the sink to write something", POLL_S)
         await sink.kill(task)  # cancelled wherever it is: reading, writing or committing
         if await row_count() < total:
             kills_mid_stream += 1
@@ -132,7 +134,7 @@ async def test_while_the_database_is_down_the_batch_is_held_and_not_committed(
     async def retried_twice() -> bool:
         return retries(caplog) >= 2
 
-    await wait_until(retried_twice, what="the sink to retry the held batch")
+    await wait_until_async(retried_twice, 30.0, "the sink to retry the held batch", POLL_S)
     assert await committed_offsets(sink.bootstrap, sink.group_id) == committed_before
     assert await dump_rows(store) == expected_rows(first)
     assert not task.done()
@@ -166,7 +168,9 @@ async def test_a_read_only_database_holds_the_batch_until_it_takes_writes_again(
         offsets = await committed_offsets(sink.bootstrap, sink.group_id)
         return retries(caplog) >= 2 or offsets != committed_before
 
-    await wait_until(held_or_committed, what="the sink to retry the batch or commit past it")
+    await wait_until_async(
+        held_or_committed, 30.0, "the sink to retry the batch or commit past it", POLL_S
+    )
     assert await committed_offsets(sink.bootstrap, sink.group_id) == committed_before
     assert await dump_rows(store) == expected_rows(first)
 
@@ -194,7 +198,7 @@ async def test_a_sink_killed_while_holding_a_batch_loses_nothing(
     async def retried() -> bool:
         return retries(caplog) >= 1
 
-    await wait_until(retried, what="the sink to hold a batch")
+    await wait_until_async(retried, 30.0, "the sink to hold a batch", POLL_S)
     await sink.kill(task)  # killed in the middle of a batch it could not write
     await outage.end()
 
@@ -217,7 +221,7 @@ async def test_a_sink_started_while_the_database_is_down_waits_for_it(
     async def retried_twice() -> bool:
         return retries(caplog) >= 2
 
-    await wait_until(retried_twice, what="the sink to retry")
+    await wait_until_async(retried_twice, 30.0, "the sink to retry", POLL_S)
     assert await committed_offsets(sink.bootstrap, sink.group_id) == {}
     assert await dump_rows(store) == {}
 

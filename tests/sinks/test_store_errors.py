@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ServiceUnavailable
-from sinks.store import Store, StoreUnavailable
+from store import Store, StoreUnavailable
 from tests.sinks.conftest import Outage
 from tests.sinks.factories import make_event
 from tests.sinks.helpers import free_port

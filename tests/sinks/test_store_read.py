@@ -10,8 +10,8 @@ import pytest
 
 from schemas.errors import InvalidRequest
 from schemas.records import SmsRecord, SmsStatus
-from sinks.cursor import encode_cursor
-from sinks.store import InvalidCursor, Store
+from store import InvalidCursor, Store
+from store.cursor import encode_cursor
 from tests.sinks.factories import BASE_TIME, make_event, next_version
 
 

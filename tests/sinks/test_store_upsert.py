@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 from schemas.records import SmsStatus
-from sinks.store import Store
+from store import Store
 from tests.sinks.factories import expected_rows, lifecycle, make_event, next_version
 from tests.sinks.helpers import dump_rows
 

@@ -26,6 +26,7 @@ import pytest
 
 from schemas.settings import Settings
 from smslane.kafka_local import LocalKafka
+from smslane.processes import wait_until
 from smslane.up import SIM_AUTH_TOKEN
 from tests.harness import free_port
 
@@ -153,16 +154,20 @@ def parse_curl(output: str) -> tuple[str, dict[str, str], str]:
 
 
 def wait_delivered(client: httpx.Client, record_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    last: dict[str, Any] = {}
+
+    def delivered() -> dict[str, Any] | None:
+        nonlocal last
         answer = client.get(f"/v1/sms/{record_id}")
         if answer.status_code == 200:
-            record = answer.json()
-            if record["status"] == "delivered":
-                return record
-        time.sleep(0.3)
-    pytest.fail(f"{record_id} did not reach delivered: {record}")
+            last = answer.json()
+            return last if last["status"] == "delivered" else None
+        return None
+
+    try:
+        return wait_until(delivered, timeout_s, f"{record_id} delivered", interval_s=0.3)
+    except TimeoutError:
+        pytest.fail(f"{record_id} did not reach delivered: {last}")
 
 
 def own_broker_bootstrap() -> str:

@@ -7,7 +7,7 @@ import binascii
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sinks.errors import InvalidCursor
+from store.errors import InvalidCursor
 
 _VERSION = "1"
 _MAX_LENGTH = 128

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from sinks.tables import UtcDateTime
+from store.tables import UtcDateTime
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

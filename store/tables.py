@@ -1,6 +1,6 @@
 """The SQL shape of the store: the ``sms_records`` table and the types it needs.
 
-The migrations under ``sinks/migrations/versions`` create this shape; this module is what the
+The migrations under ``store/migrations/versions`` create this shape; this module is what the
 queries use (and what ``alembic revision --autogenerate`` compares against).
 """
 

@@ -1,11 +1,11 @@
 """Alembic environment of the sink's store.
 
-``Store.open`` runs the migrations in-process (``sinks.migrate.upgrade``): it hands over an
+``Store.open`` runs the migrations in-process (``store.migrate.upgrade``): it hands over an
 open connection, already inside a locked transaction, through ``config.attributes``.
 
-For developers, the ``alembic`` command works too (``sinks/alembic.ini``), with the database
+For developers, the ``alembic`` command works too (``store/alembic.ini``), with the database
 from ``-x url=...`` or ``SMSLANE_DATABASE_URL``; it takes no lock, so use it on a quiet
-database, e.g. ``alembic -c sinks/alembic.ini -x url=sqlite+aiosqlite:///./var/dev.db
+database, e.g. ``alembic -c store/alembic.ini -x url=sqlite+aiosqlite:///./var/dev.db
 revision --autogenerate -m "..."``.
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from sinks.tables import metadata
+from store.tables import metadata
 
 config = context.config
 

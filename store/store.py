@@ -4,8 +4,8 @@ One :class:`Store` per process, over one pooled SQLAlchemy async engine (SQLite 
 aiosqlite, or PostgreSQL through asyncpg). The sink writes with :meth:`Store.upsert_records`;
 the ingress reads with :meth:`Store.get_record` and :meth:`Store.list_records`.
 
-Errors: a database that is down or busy surfaces as :class:`~sinks.errors.StoreUnavailable`
-(answer 503, or retry); a malformed cursor as :class:`~sinks.errors.InvalidCursor` (422).
+Errors: a database that is down or busy surfaces as :class:`~store.errors.StoreUnavailable`
+(answer 503, or retry); a malformed cursor as :class:`~store.errors.InvalidCursor` (422).
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
-from sinks.cursor import decode_cursor, encode_cursor
-from sinks.errors import (
+from store.cursor import decode_cursor, encode_cursor
+from store.errors import (
     InvalidCursor,
     StoreUnavailable,
     is_unavailable,
     unavailable_as_store_error,
 )
-from sinks.migrate import upgrade
-from sinks.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
+from store.migrate import upgrade
+from store.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
 
 __all__ = ["InvalidCursor", "Store", "StoreUnavailable"]
 
@@ -62,7 +62,7 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
-        """Connect to ``url`` and bring its schema up to date (see ``sinks.migrate``).
+        """Connect to ``url`` and bring its schema up to date (see ``store.migrate``).
 
         For a SQLite file, the file's directory is created when missing.
         Raises :class:`StoreUnavailable` when the database cannot be reached.

@@ -1,0 +1,79 @@
+"""Example payloads of the API documentation (``/docs``): requests, answers, callbacks.
+
+The routes name them in their decorators (``ingress.docs.answers``, ``body_example``);
+``tests/observability/test_openapi.py`` checks the record examples are real records.
+"""
+
+from __future__ import annotations
+
+SID = "SM" + "9f2c4b1a" * 4
+RECORD = {
+    "id": "5b0c9c1e-2f3a-4d5e-8f70-1a2b3c4d5e6f",
+    "use_case_id": "0b6f3c1e-7d2a-4f5e-9c1b-2a3d4e5f6a7b",
+    "message_sid": SID,
+    "from_number": None,
+    "to_number": "+14155550123",
+    "body": "Your code is 123456",
+    "num_segments": None,
+    "status": "pending",
+    "handed_off_at": None,
+    "delivered_at": None,
+    "errored_at": None,
+    "error_code": None,
+    "created_at": "2026-11-26T10:00:00.812Z",
+    "updated_at": "2026-11-26T10:00:00.812Z",
+}
+DELIVERED = {
+    **RECORD,
+    "from_number": "+14155550100",
+    "num_segments": 1,
+    "status": "delivered",
+    "handed_off_at": "2026-11-26T10:00:01.204Z",
+    "delivered_at": "2026-11-26T10:00:03.911Z",
+    "updated_at": "2026-11-26T10:00:03.911Z",
+}
+SUBACCOUNT_BODY = {"auth_token": "your_auth_token", "friendly_name": "Acme production"}
+STAMPS = {"created_at": "2026-11-26T09:00:00Z", "updated_at": "2026-11-26T09:00:00Z"}
+SUBACCOUNT = {"account_sid": "AC" + "0a1b2c3d" * 4, "friendly_name": "Acme production", **STAMPS}
+BRAND_BODY = {"name": "Acme", "status": "verified"}
+BRAND = {"brand_id": "acme", **BRAND_BODY, **STAMPS}
+USE_CASE_BODY = {
+    "name": "Order updates",
+    "account_sid": SUBACCOUNT["account_sid"],
+    "messaging_service_sid": "MG" + "4e5f6a7b" * 4,
+    "brand_id": "acme",
+    "a2p_campaign_status": "verified",
+    "permitted_regions": ["US", "CA"],
+    "active": True,
+}
+USE_CASE = {"id": RECORD["use_case_id"], **USE_CASE_BODY, **STAMPS}
+POOL_ENTRY = {
+    "phone_number": "+14155550100",
+    "number_type": "long_code",
+    "created_at": STAMPS["created_at"],
+}
+NUMBER = {"use_case_id": RECORD["use_case_id"], **POOL_ENTRY}
+OPT_OUT = {
+    "use_case_id": RECORD["use_case_id"],
+    "phone_number": "+14155550123",
+    "created_at": STAMPS["created_at"],
+}
+CALLBACK_FORM = {
+    "AccountSid": SUBACCOUNT["account_sid"],
+    "MessageSid": SID,
+    "MessageStatus": "delivered",
+    "From": "+14155550100",
+    "To": "+14155550123",
+    "NumSegments": "1",
+}
+
+SEND_BODY = {
+    "use_case_id": RECORD["use_case_id"],
+    "to_phone_number": RECORD["to_number"],
+    "message": RECORD["body"],
+}
+PAGE = {"items": [DELIVERED], "next_cursor": "eyJ0IjoiMjAyNi0xMS0yNiJ9"}
+USE_CASE_WITH_NUMBERS = {**USE_CASE, "phone_numbers": [POOL_ENTRY]}
+USE_CASE_PATCH = {"active": False}
+USE_CASE_PATCHED = {**USE_CASE, "active": False}
+NUMBER_BODY = {"number_type": "long_code"}

@@ -1,0 +1,17 @@
+"""The record store: SMS records materialized from ``sms.status``, and the queries over them.
+
+The sink writes it, the ingress reads it; both import it from here.
+
+- :mod:`store.store` — :class:`Store` (open, upsert, get, list, ping);
+- :mod:`store.tables` — the ``sms_records`` table and its column types;
+- :mod:`store.cursor` — the opaque keyset cursors of listings;
+- :mod:`store.migrate` — Alembic migrations (``store/migrations``), applied by ``Store.open``
+  under a lock;
+- :mod:`store.errors` — :class:`StoreUnavailable` (503) and :class:`InvalidCursor` (422), and
+  which database errors mean "retry" and which "this row is refused".
+"""
+
+from store.errors import InvalidCursor, StoreUnavailable
+from store.store import Store
+
+__all__ = ["InvalidCursor", "Store", "StoreUnavailable"]
