@@ -25,18 +25,35 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from schemas.config import Brand, ConfigChange, OptOut, SenderNumber, Subaccount, UseCase
+from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
+from schemas.config import (
+    Brand,
+    ConfigChange,
+    OptOut,
+    SealedSubaccount,
+    SenderNumber,
+    Subaccount,
+    UseCase,
+)
 
 log = logging.getLogger(__name__)
 
-Entity = Subaccount | Brand | UseCase | SenderNumber | OptOut
-
 
 class ConfigView:
-    """Typed, indexed configuration, updated one record of the config topic at a time."""
+    """Typed, indexed configuration, updated one record of the config topic at a time.
 
-    def __init__(self) -> None:
+    Subaccount records are opened with ``box`` as they are applied: :attr:`subaccounts`
+    holds the auth tokens in clear, in memory only. A subaccount whose token no key opens is
+    in :attr:`undecryptable` instead (its sends answer 503, its webhooks 403). Without a
+    ``box`` only records written before tokens were sealed can be read.
+    """
+
+    def __init__(self, box: SecretBox | None = None) -> None:
+        self._box = box
         self.subaccounts: dict[str, Subaccount] = {}
+        #: Subaccounts whose stored auth token none of SMSLANE_SECRET_KEYS decrypts, by SID.
+        self.undecryptable: dict[str, SealedSubaccount] = {}
+        self._clear_logged: set[str] = set()
         self.brands: dict[str, Brand] = {}
         self.use_cases: dict[UUID, UseCase] = {}
         self.senders: defaultdict[UUID, dict[str, SenderNumber]] = defaultdict(dict)
@@ -60,8 +77,8 @@ class ConfigView:
             log.warning("skipping malformed config record key=%s offset=%d", key, offset)
             return
         match entity:
-            case Subaccount():
-                self.subaccounts[entity.account_sid] = entity
+            case SealedSubaccount():
+                self._apply_subaccount(entity)
             case Brand():
                 self.brands[entity.brand_id] = entity
             case UseCase():
@@ -73,6 +90,46 @@ class ConfigView:
                 self.senders[entity.use_case_id][entity.phone_number] = entity
             case OptOut():
                 self.opt_outs.add((entity.use_case_id, entity.phone_number))
+
+    def _apply_subaccount(self, sealed: SealedSubaccount) -> None:
+        sid = sealed.account_sid
+        self.undecryptable.pop(sid, None)
+        token = self._open(sealed)
+        if token is None:
+            self.subaccounts.pop(sid, None)
+            self.undecryptable[sid] = sealed
+            return
+        self.subaccounts[sid] = Subaccount(
+            account_sid=sid,
+            auth_token=token,
+            friendly_name=sealed.friendly_name,
+            created_at=sealed.created_at,
+            updated_at=sealed.updated_at,
+        )
+
+    def _open(self, sealed: SealedSubaccount) -> str | None:
+        """The auth token in clear, or None (logged, naming the subaccount) if no key opens it."""
+        sid = sealed.account_sid
+        if sealed.sealed_auth_token is None:  # written before tokens were sealed
+            if sid not in self._clear_logged:
+                self._clear_logged.add(sid)
+                log.warning(
+                    "subaccount %s: its auth token is stored in clear (written before "
+                    "encryption); run `smslane secrets rotate` to seal it",
+                    sid, extra={"account_sid": sid},
+                )  # fmt: skip
+            return sealed.auth_token
+        try:
+            if self._box is None:
+                raise Undecryptable("no keys")
+            return self._box.open(sealed.sealed_auth_token)
+        except Undecryptable:
+            log.error(
+                "subaccount %s: its auth token decrypts with none of the keys in %s; its sends "
+                "answer 503 and its webhooks 403 until that key is added or the token is put "
+                "again", sid, VARIABLE, extra={"account_sid": sid},
+            )  # fmt: skip
+            return None
 
     def _delete(self, key: str) -> None:
         kind, _, rest = key.partition(":")
@@ -88,6 +145,7 @@ class ConfigView:
                 self.opt_outs.discard((use_case_id, number))
         elif kind == "subaccount":
             self.subaccounts.pop(rest, None)
+            self.undecryptable.pop(rest, None)
         elif kind == "brand":
             self.brands.pop(rest, None)
 

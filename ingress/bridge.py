@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from feeds.config import ConfigFeed, ConfigView
+from feeds.secret_box import SecretBox
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import GatewayTimeout, ServiceUnavailable
 from schemas.events import RawCallback, SendReply, SendRequest
@@ -43,7 +44,9 @@ class KafkaBridge:
         self.replies_topic = Topics.SEND_REPLIES.name(prefix)
         self.callbacks_topic = Topics.CALLBACKS.name(prefix)
         self.config_topic = Topics.CONFIG.name(prefix)
-        self.config = ConfigView()
+        #: Seals the auth tokens the admin API stores (SMSLANE_SECRET_KEYS).
+        self.secrets = SecretBox(settings.secret_keys)
+        self.config = ConfigView(self.secrets)
         self._feed: ConfigFeed | None = None
         self._pending: dict[str, asyncio.Future[SendReply]] = {}
         self._shed, self._shed_logged_at = 0, 0.0
@@ -77,7 +80,7 @@ class KafkaBridge:
         replies.assign([reply_tp])
         await replies.seek_to_end(reply_tp)
         await replies.position(reply_tp)
-        self.config = ConfigView()  # a reconnect reads the topic again from its start
+        self.config = ConfigView(self.secrets)  # a reconnect reads the topic again from its start
         self._feed = ConfigFeed(servers, self.config_topic, self.config, timeout_s=self._timeout)
         await self._feed.start()
         self._tasks = [asyncio.create_task(self._read_replies(replies), name="read-replies")]

@@ -26,8 +26,8 @@ from schemas.config import (
     BrandStatus,
     NumberType,
     OptOut,
+    SealedSubaccount,
     SenderNumber,
-    Subaccount,
     UseCase,
     config_key,
 )
@@ -129,18 +129,18 @@ def _use_case(config: ConfigView, use_case_id: str) -> UseCase:
 async def put_subaccount(
     account_sid: str, body: SubaccountBody, bridge: BridgeDep, config: ConfigDep
 ) -> JSONResponse:
-    """Store the subaccount's auth token; it is never returned or logged."""
-    existing = config.subaccounts.get(account_sid)
+    """Store the subaccount's auth token, encrypted; it is never returned or logged."""
+    existing = config.subaccounts.get(account_sid) or config.undecryptable.get(account_sid)
     now = _now()
-    entity = Subaccount(
+    entity = SealedSubaccount(
         account_sid=account_sid,
-        auth_token=body.auth_token,
+        sealed_auth_token=bridge.secrets.seal(body.auth_token),
         friendly_name=body.friendly_name,
         created_at=existing.created_at if existing else now,
         updated_at=now,
     )
     await bridge.publish_config(entity)
-    return JSONResponse(_public(entity, "auth_token"), status_code=200 if existing else 201)
+    return JSONResponse(_public(entity, "sealed_auth_token"), status_code=200 if existing else 201)
 
 
 @router.put(

@@ -66,7 +66,9 @@ def verify(
     unknown ``AccountSid``, no signature, or a signature over none of :func:`signed_urls`."""
     account_sid = params.get("AccountSid", "")
     account = config.subaccounts.get(account_sid)
-    if account is None or not signature:
+    if account_sid in config.undecryptable:
+        reason = "the subaccount's auth token decrypts with none of SMSLANE_SECRET_KEYS"
+    elif account is None or not signature:
         reason = "unknown AccountSid" if account is None else "no signature"
     else:
         validator = RequestValidator(account.auth_token)

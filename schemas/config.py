@@ -1,7 +1,9 @@
 """Configuration entities: Twilio subaccounts, brands, use cases, sender numbers, opt-outs.
 
-They travel as :class:`ConfigChange` values on the compacted ``config.changes`` topic, keyed
-by :func:`config_key`; a ``None`` value (tombstone) deletes the entity.
+A subaccount travels as :class:`SealedSubaccount` (its auth token encrypted); the clear
+:class:`Subaccount` exists only in a process's memory. The entities travel as
+:class:`ConfigChange` values on the compacted ``config.changes`` topic, keyed by
+:func:`config_key`; a ``None`` value (tombstone) deletes the entity.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class BrandStatus(StrEnum):
@@ -38,14 +40,37 @@ class _Entity(BaseModel):
 
 
 class Subaccount(_Entity):
-    """A Twilio subaccount. The auth token never leaves smslane's own topics and tables."""
+    """A Twilio subaccount with its auth token in clear: held in memory only, by the process
+    that calls Twilio or checks a signature. Topics hold it as :class:`SealedSubaccount`."""
 
-    kind: Literal["subaccount"] = "subaccount"
     account_sid: str
-    auth_token: str
+    auth_token: str = Field(repr=False)
     friendly_name: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class SealedSubaccount(_Entity):
+    """A Twilio subaccount as the config topic holds it: the auth token sealed (encrypted and
+    authenticated) with the first key of ``SMSLANE_SECRET_KEYS`` (``feeds.secret_box``).
+
+    ``auth_token`` is read only from records written before tokens were sealed; it is never
+    serialized (``exclude``), so no record written now can carry a token in clear.
+    """
+
+    kind: Literal["subaccount"] = "subaccount"
+    account_sid: str
+    sealed_auth_token: str | None = None
+    auth_token: str | None = Field(None, repr=False, exclude=True)
+    friendly_name: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="after")
+    def _has_token(self) -> SealedSubaccount:
+        if self.sealed_auth_token is None and self.auth_token is None:
+            raise ValueError("a subaccount record needs sealed_auth_token")
+        return self
 
 
 class Brand(_Entity):
@@ -88,7 +113,7 @@ class OptOut(_Entity):
 
 
 ConfigEntity = Annotated[
-    Subaccount | Brand | UseCase | SenderNumber | OptOut, Field(discriminator="kind")
+    SealedSubaccount | Brand | UseCase | SenderNumber | OptOut, Field(discriminator="kind")
 ]
 
 
@@ -100,10 +125,10 @@ class ConfigChange(BaseModel):
     entity: ConfigEntity
 
 
-def config_key(entity: Subaccount | Brand | UseCase | SenderNumber | OptOut) -> str:
+def config_key(entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOut) -> str:
     """The compacted-topic key of an entity: one key per entity, so compaction keeps the last."""
     match entity:
-        case Subaccount():
+        case SealedSubaccount():
             return f"subaccount:{entity.account_sid}"
         case Brand():
             return f"brand:{entity.brand_id}"

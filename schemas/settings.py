@@ -6,6 +6,8 @@ A malformed value stops the process at start with a message naming the variable
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,6 +57,12 @@ class Settings(BaseSettings):
     )
     api_keys: CommaList = Field((), description="Bearer keys accepted on /v1/sms*.")
     admin_api_keys: CommaList = Field((), description="Bearer keys accepted on /v1/admin/*.")
+    secret_keys: CommaList = Field(
+        (),
+        description="Keys encrypting stored secrets (Twilio auth tokens), comma-separated "
+        "Fernet keys: the first encrypts, all decrypt. Required by the worker and the ingress; "
+        "`smslane up` creates a development key.",
+    )
 
     topic_prefix: str = Field(
         "", description="Prefix for every topic name (lets several deployments share a broker)."
@@ -166,10 +174,26 @@ class Settings(BaseSettings):
         "0 disables it.",
     )
 
-    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @field_validator("api_keys", "admin_api_keys", "secret_keys", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _secret_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            try:
+                raw = base64.urlsafe_b64decode(key.encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(
+                    "each key must be 32 bytes in URL-safe base64 (44 characters, a Fernet "
+                    "key); make one with `python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`"
+                )
+        return value
 
     @field_validator("public_base_url", "twilio_api_base_url", "twilio_lookup_base_url")
     @classmethod
@@ -215,11 +239,20 @@ class Settings(BaseSettings):
 
 
 #: Values never echoed in error messages (URLs may carry passwords).
-_SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys", "database_url"})
+_SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys", "secret_keys", "database_url"})
 
 
 class SettingsError(SystemExit):
     """Raised at start-up when a setting is malformed; its text names each variable."""
+
+
+def require_secret_keys(settings: Settings) -> None:
+    """Stop a process that reads stored secrets (worker, ingress) when no key is set."""
+    if not settings.secret_keys:
+        raise SettingsError(
+            "smslane: SMSLANE_SECRET_KEYS is not set: it needs at least one key to encrypt "
+            "and decrypt stored Twilio auth tokens (README.md, Security)"
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

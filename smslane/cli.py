@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from schemas.settings import Settings, SettingsError, load_settings
+from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 
 _DESCRIPTION = """\
@@ -22,6 +22,7 @@ examples:
   smslane worker               the stream worker (send, lifecycle, configuration agents)
   smslane store rebuild --database-url URL
                                fill an empty store from sms.status, read from offset 0
+  smslane secrets rotate       seal every stored auth token with the newest secret key
 """
 
 _REBUILD_DESCRIPTION = """\
@@ -42,6 +43,27 @@ moving the store from SQLite to PostgreSQL:
   4. set SMSLANE_DATABASE_URL to that URL for the sink and the ingress, then start the sink
      and restart the ingress: the sink resumes from its committed offsets, which the
      rebuild already covers (applying them again changes nothing)
+"""
+
+
+_ROTATE_DESCRIPTION = """\
+Seal every stored Twilio auth token again with the first (newest) key of SMSLANE_SECRET_KEYS.
+It reads the config topic (SMSLANE_TOPIC_PREFIX + smslane-config-changelog) from offset 0
+and writes a new record for every subaccount whose latest record is sealed with another key
+of the list, or stored in clear (written before tokens were encrypted); then it reads the
+topic again and checks that the latest record of every subaccount opens with the first key
+alone. Compaction then drops the old records. Exit status: 0 done, 1 a token no key decrypts
+(named) or Kafka unreachable."""
+
+_ROTATE_EPILOG = """\
+changing the key:
+  1. make a key:
+     python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
+  2. put it first, keep the old one after it: SMSLANE_SECRET_KEYS=NEW,OLD, and restart every
+     ingress and worker with it (they then seal with NEW and still open OLD)
+  3. SMSLANE_SECRET_KEYS=NEW,OLD smslane secrets rotate
+  4. set SMSLANE_SECRET_KEYS=NEW and restart the ingress and worker processes
+Run it while no subaccount is being changed through the admin API.
 """
 
 
@@ -77,6 +99,7 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import run_worker
 
+    require_secret_keys(settings)
     run_worker(settings)
     return 0
 
@@ -99,8 +122,15 @@ def _store(settings: Settings, args: argparse.Namespace) -> int:
 def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     from ingress.app import run_ingress
 
+    require_secret_keys(settings)
     run_ingress(settings)
     return 0
+
+
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.rotate import run_rotate
+
+    return run_rotate(settings)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(run=run)
 
     _add_store(sub)
+    _add_secrets(sub)
 
     sim = sub.add_parser(
         "twilio-sim",
@@ -202,6 +233,23 @@ def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rebuild.set_defaults(run=_store)
 
 
+def _add_secrets(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    secrets = sub.add_parser(
+        "secrets",
+        help="operate on stored secrets: seal them again with the newest key",
+        description="Operations on the secrets smslane stores (Twilio auth tokens).",
+    )
+    actions = secrets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = actions.add_parser(
+        "rotate",
+        help="seal every stored auth token with the first key of SMSLANE_SECRET_KEYS",
+        description=_ROTATE_DESCRIPTION,
+        epilog=_ROTATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rotate.set_defaults(run=_secrets)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["twilio-sim"]:
@@ -216,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_format,
         verbose=args.verbose,
-        secrets=(*settings.api_keys, *settings.admin_api_keys),
+        secrets=(*settings.api_keys, *settings.admin_api_keys, *settings.secret_keys),
     )
     code: int = args.run(settings, args)
     return code

@@ -16,6 +16,8 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from feeds.secret_box import new_key
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -202,7 +204,8 @@ def stack_env(
     """The environment of one isolated set of smslane processes (test and benchmark stacks).
 
     This process's environment without any ``SMSLANE_*``, then the stack's own topic prefix,
-    data directory, SQLite file (unless ``database_url``), ports and Twilio simulator;
+    data directory, SQLite file (unless ``database_url``), ports, Twilio simulator and a
+    fresh secret key;
     ``settings`` (lower-case setting names) come last and win.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSLANE_")}
@@ -221,6 +224,7 @@ def stack_env(
             "SMSLANE_API_KEYS": api_key,
             "SMSLANE_ADMIN_API_KEYS": admin_key,
             "SMSLANE_WORKER_METRICS_PORT": str(free_port()),
+            "SMSLANE_SECRET_KEYS": new_key(),  # a fresh test key per stack
             "PYTHONUNBUFFERED": "1",
         }
     )

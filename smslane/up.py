@@ -23,6 +23,7 @@ from types import FrameType
 
 import httpx
 
+from feeds.secret_box import new_key
 from schemas.settings import Settings
 from smslane.kafka_local import KafkaError, LocalKafka
 from smslane.processes import Child, ChildDied, wait_until
@@ -153,6 +154,8 @@ class _Up:
         )
         self.base_url = f"http://{settings.http_host}:{settings.http_port}"
         self.metrics_port = settings.worker_metrics_port
+        #: What ``up`` says about the secret key (set when it uses the development key).
+        self.key_note: str | None = None
         self.env = self._environment()
         self.children: list[Child] = []
         self.broker: LocalKafka | None = None
@@ -168,7 +171,23 @@ class _Up:
             self.metrics_port = _pick_port(self.settings.http_host, self.metrics_port)
             env["SMSLANE_WORKER_METRICS_PORT"] = str(self.metrics_port)
         env["SMSLANE_DATA_DIR"] = str(self.var)
+        if not env.get("SMSLANE_SECRET_KEYS"):
+            env["SMSLANE_SECRET_KEYS"] = self._dev_secret_key()
         return env
+
+    def _dev_secret_key(self) -> str:
+        """The development key in ``<data dir>/secret.key`` (mode 0600), made on first use."""
+        path = self.var / "secret.key"
+        if path.exists():
+            self.key_note = f"Secret key: using {path} (development key; SMSLANE_SECRET_KEYS unset)"
+            return path.read_text().strip()
+        self.var.mkdir(parents=True, exist_ok=True)
+        key = new_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        self.key_note = f"Secret key: created {path} (development key; SMSLANE_SECRET_KEYS unset)"
+        return key
 
     def run(self) -> int:
         """Start everything, print how to use it, wait for Ctrl-C, SIGTERM, SIGHUP or a
@@ -195,6 +214,8 @@ class _Up:
         return code
 
     def _start_all(self) -> None:
+        if self.key_note:
+            _say(self.key_note)
         self._start_kafka()
         self._start_simulator()
         self._start_worker()

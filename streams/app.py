@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
+from feeds.secret_box import SecretBox
 from feeds.topics import ensure_topics
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -98,7 +99,7 @@ def create_app(settings: Settings) -> Worker:
     )
     app.conf.smslane_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     app.transport = _Transport(app.conf.broker_consumer, app)
-    view = ConfigView()
+    view = ConfigView(SecretBox(settings.secret_keys))
     feed = ConfigFeed(
         settings.kafka_bootstrap_servers, Topics.CONFIG.name(prefix), view,
         timeout_s=settings.kafka_timeout_seconds,

@@ -181,6 +181,11 @@ def postcheck(
         return error
     if conflict:
         return IdempotencyKeyReused()
+    if prechecked.account is None and use_case.account_sid in config.undecryptable:
+        return ProviderUnavailable(
+            f"The auth token of the use case's Twilio subaccount {use_case.account_sid} "
+            "cannot be decrypted with the configured SMSLANE_SECRET_KEYS."
+        )
     if prechecked.account is None:
         return ProviderUnavailable(
             f"The use case's Twilio subaccount {use_case.account_sid} is not configured."

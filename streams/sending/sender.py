@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from feeds.config import ConfigView
-from schemas.errors import ServiceUnavailable, SmslaneError
+from schemas.errors import ProviderUnavailable, ServiceUnavailable, SmslaneError
 from schemas.events import SendRequest
 from schemas.settings import Settings
 from streams.sending import decision
@@ -82,7 +82,13 @@ class Sender:
         if isinstance(prechecked, SmslaneError):
             return prechecked
         line_type = await self._line_type(prechecked)
-        return decision.postcheck(prechecked, line_type, self.config, conflict=conflict)
+        ready = decision.postcheck(prechecked, line_type, self.config, conflict=conflict)
+        if isinstance(ready, ProviderUnavailable):  # no usable subaccount: say which
+            log.error(
+                "send request %s not sent: %s", request.request_id, ready.detail,
+                extra={"account_sid": prechecked.use_case.account_sid},
+            )  # fmt: skip
+        return ready
 
     async def _line_type(self, prechecked: Prechecked) -> str | None:
         if prechecked.account is None or self.settings.line_type_lookup != "on":

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from feeds.secret_box import new_key
 from schemas.settings import Settings, SettingsError, load_settings
 
 
@@ -69,3 +70,32 @@ def test_a_process_with_a_malformed_setting_stops_with_its_name() -> None:
     assert done.returncode != 0
     assert "SMSLANE_HTTP_PORT" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_malformed_secret_key_names_the_variable_and_hides_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = new_key()
+    monkeypatch.setenv("SMSLANE_SECRET_KEYS", f"{good},not-a-fernet-key-0123456789")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    text = str(raised.value)
+    assert "SMSLANE_SECRET_KEYS=(hidden)" in text
+    assert good not in text and "not-a-fernet-key" not in text
+    monkeypatch.setenv("SMSLANE_SECRET_KEYS", f" {good} ,")
+    assert load_settings().secret_keys == (good,)
+
+
+@pytest.mark.parametrize("command", ["worker", "ingress"])
+def test_the_worker_and_the_ingress_refuse_to_start_without_secret_keys(command: str) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "smslane.cli", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "SMSLANE_SECRET_KEYS" in done.stderr

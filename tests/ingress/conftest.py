@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from feeds.config import ConfigView
+from feeds.secret_box import SecretBox, new_key
 from ingress.app import create_app
 from ingress.deps import get_bridge, get_store
 from schemas.config import ConfigChange, ConfigEntity, config_key
@@ -30,6 +31,7 @@ from store import InvalidCursor
 API_KEY = "inprocess-api-key"
 ADMIN_KEY = "inprocess-admin-key"
 BASE_URL = "http://ingress.test"
+SECRET_KEY = new_key()
 
 
 def created(send: SendRequest) -> SendReply:
@@ -57,7 +59,8 @@ class FakeBridge:
     a send is answered by ``reply`` (the worker's 201 by default)."""
 
     def __init__(self) -> None:
-        self.config = ConfigView()
+        self.secrets = SecretBox([SECRET_KEY])
+        self.config = ConfigView(self.secrets)
         self.config.caught_up.set()
         self.config.problem = None
         self.connected = True
@@ -120,7 +123,12 @@ class FakeStore:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(api_keys=(API_KEY,), admin_api_keys=(ADMIN_KEY,), public_base_url=BASE_URL)
+    return Settings(
+        api_keys=(API_KEY,),
+        admin_api_keys=(ADMIN_KEY,),
+        public_base_url=BASE_URL,
+        secret_keys=(SECRET_KEY,),
+    )
 
 
 @pytest.fixture

@@ -127,6 +127,7 @@ async def test_admin_writes_are_read_back_from_the_config_view(
     path = f"/v1/admin/twilio-subaccounts/{ACCOUNT_SID}"
     first = await admin.put(path, json={"auth_token": AUTH_TOKEN})
     assert first.status_code == 201 and "auth_token" not in first.json()
+    assert AUTH_TOKEN not in first.text and "sealed_auth_token" not in first.json()
     assert (await admin.put(path, json={"auth_token": AUTH_TOKEN})).status_code == 200
     brand = await admin.put("/v1/admin/brands/acme", json={"name": "Acme", "status": "verified"})
     assert brand.status_code == 201

@@ -11,10 +11,12 @@ from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
 from feeds.config import ConfigView
+from feeds.secret_box import SecretBox, new_key
 from ingress.twilio_signature import FormParams, parse_form, signed_urls, verify
 from schemas.config import ConfigChange, Subaccount
 from schemas.events import RawCallback
 from schemas.settings import STATUS_CALLBACK_FRAGMENT, Settings
+from tests.streams.factories import TEST_BOX, sealed
 
 ACCOUNT_SID = "AC" + "1" * 32
 TOKEN = "unit-test-token-0123456789"
@@ -33,11 +35,13 @@ def settings() -> Settings:
 
 @pytest.fixture
 def config() -> ConfigView:
-    view = ConfigView()
+    view = ConfigView(TEST_BOX)
     now = datetime.now(UTC)
     account = Subaccount(account_sid=ACCOUNT_SID, auth_token=TOKEN, created_at=now, updated_at=now)
     view.apply(
-        "subaccount:" + ACCOUNT_SID, ConfigChange(entity=account).model_dump_json().encode(), 0
+        "subaccount:" + ACCOUNT_SID,
+        ConfigChange(entity=sealed(account)).model_dump_json().encode(),
+        0,
     )
     return view
 
@@ -96,6 +100,21 @@ def test_unknown_account_wrong_token_or_no_signature_are_refused_and_logged(
     reasons = [r.getMessage().rsplit(": ", 1)[1] for r in caplog.records]
     assert reasons == ["bad signature", "no signature", "unknown AccountSid"]
     assert not any(TOKEN in r.getMessage() for r in caplog.records)
+
+
+def test_a_subaccount_whose_token_no_key_opens_is_refused_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingress.twilio_signature")
+    view = ConfigView(SecretBox([new_key()]))  # not the key the record was sealed with
+    now = datetime.now(UTC)
+    account = Subaccount(account_sid=ACCOUNT_SID, auth_token=TOKEN, created_at=now, updated_at=now)
+    value = ConfigChange(entity=sealed(account)).model_dump_json().encode()
+    view.apply("subaccount:" + ACCOUNT_SID, value, 0)
+    assert verify(settings, view, PATH, "", form(), sign(BASE + PATH)) is None
+    assert "SMSLANE_SECRET_KEYS" in caplog.records[-1].getMessage()
+    assert caplog.records[-1].account_sid == ACCOUNT_SID  # type: ignore[attr-defined]
+    assert TOKEN not in caplog.text
 
 
 def test_raw_callback_keeps_the_last_value_and_every_repeated_one() -> None:

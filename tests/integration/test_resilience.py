@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from feeds.secret_box import new_key
 from schemas.events import SendReply, SendRequest
 from smslane.processes import Child, wait_until, wait_until_async
 from tests.factories import create_use_case, sim_messages, unique_number
@@ -255,6 +256,7 @@ async def test_kafka_down_gives_503_not_a_hang(tmp_path: Path) -> None:
         "SMSLANE_ADMIN_API_KEYS": ADMIN_KEY,
         "SMSLANE_KAFKA_TIMEOUT_SECONDS": "2",
         "SMSLANE_DATA_DIR": str(tmp_path),
+        "SMSLANE_SECRET_KEYS": new_key(),
         "PATH": "/usr/bin:/bin",
     }
     ingress = Child("ingress", ["ingress"], env, tmp_path)

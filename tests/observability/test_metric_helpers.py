@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from feeds.secret_box import new_key
 from ingress.app import create_app
 from schemas.events import RawCallback
 from schemas.settings import Settings
@@ -25,7 +26,13 @@ def sample(name: str, **labels: str) -> float:
 
 
 async def test_requests_are_counted_by_route_template_not_by_path() -> None:
-    app = create_app(Settings(api_keys=("key-for-tests",), admin_api_keys=("admin-for-tests",)))
+    app = create_app(
+        Settings(
+            api_keys=("key-for-tests",),
+            admin_api_keys=("admin-for-tests",),
+            secret_keys=(new_key(),),
+        )
+    )
     route = {"method": "GET", "route": "/v1/sms/{sms_id}", "status": "401"}
     before = sample("smslane_http_requests_total", **route)
     unmatched = sample("smslane_http_requests_total", method="GET", route="unmatched", status="404")

@@ -6,12 +6,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from feeds.secret_box import SecretBox, new_key
 from schemas.config import (
     A2pCampaignStatus,
     Brand,
     BrandStatus,
     NumberType,
+    SealedSubaccount,
     SenderNumber,
+    Subaccount,
     UseCase,
 )
 from schemas.records import SmsRecord
@@ -19,6 +22,18 @@ from schemas.records import SmsRecord
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 USE_CASE_ID = UUID("6f1c2b9e-8d4a-4c3e-9b7a-2f5d1e0c4a11")
 MESSAGE_SID = "SM0123456789abcdef0123456789abcdef"
+
+
+#: The secret key of the pure tests' configuration views.
+TEST_BOX = SecretBox([new_key()])
+
+
+def sealed(account: Subaccount, box: SecretBox = TEST_BOX) -> SealedSubaccount:
+    """``account`` as the config topic holds it: its auth token sealed with ``box``."""
+    return SealedSubaccount(
+        **account.model_dump(exclude={"auth_token"}),
+        sealed_auth_token=box.seal(account.auth_token),
+    )
 
 
 def at(seconds: float) -> datetime:

@@ -22,17 +22,24 @@ from schemas.events import SendRequest
 from streams.sending import decision
 from streams.sending.decision import Conflict, Interrupted, New, Prechecked, Ready, Replay
 from streams.sending.outcomes import Outcome
-from tests.streams.factories import T0, create_brand, create_sender, create_use_case
+from tests.streams.factories import (
+    T0,
+    TEST_BOX,
+    create_brand,
+    create_sender,
+    create_use_case,
+    sealed,
+)
 
 USE_CASE = create_use_case()
 ACCOUNT = Subaccount(account_sid=USE_CASE.account_sid, auth_token="t", created_at=T0, updated_at=T0)
 
 
 def view(*, account: bool = True, opted_out: str | None = None) -> ConfigView:
-    config = ConfigView()
+    config = ConfigView(TEST_BOX)
     entities: list[object] = [create_brand(), USE_CASE, create_sender()]
     if account:
-        entities.append(ACCOUNT)
+        entities.append(sealed(ACCOUNT))
     if opted_out:
         entities.append(OptOut(use_case_id=USE_CASE.id, phone_number=opted_out, created_at=T0))
     for offset, entity in enumerate(entities):
@@ -127,6 +134,14 @@ def test_a_use_case_without_its_subaccount_is_a_provider_error() -> None:
     lagging = decision.check_failed(request(), ServiceUnavailable("lagging"), T0)
     assert lagging.retry_after == 2
     assert decision.check_failed(request(), UseCaseNotFound(), T0).retry_after is None
+
+
+def test_a_use_case_whose_subaccount_token_no_key_opens_is_a_provider_error() -> None:
+    config = view(account=False)
+    config.undecryptable[USE_CASE.account_sid] = sealed(ACCOUNT)
+    error = decision.postcheck(prechecked(config), None, config, conflict=False)
+    assert isinstance(error, ProviderUnavailable)
+    assert USE_CASE.account_sid in error.detail and "SMSLANE_SECRET_KEYS" in error.detail
 
 
 # -- the deadline ---------------------------------------------------------------------

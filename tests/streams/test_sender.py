@@ -18,7 +18,13 @@ from schemas.events import SendRequest
 from schemas.settings import Settings
 from streams.sending.provider import TwilioGateway
 from streams.sending.sender import Sender
-from tests.streams.factories import create_brand, create_sender, create_use_case
+from tests.streams.factories import (
+    TEST_BOX,
+    create_brand,
+    create_sender,
+    create_use_case,
+    sealed,
+)
 from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 from twilio_sim import TwilioSimulator
 
@@ -26,12 +32,12 @@ USE_CASE = create_use_case(account_sid=ACCOUNT_SID, messaging_service_sid=SERVIC
 
 
 def loaded_view() -> ConfigView:
-    view = ConfigView()
+    view = ConfigView(TEST_BOX)
     now = datetime.now(UTC)
     account = Subaccount(
         account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, created_at=now, updated_at=now
     )
-    for offset, entity in enumerate([account, create_brand(), USE_CASE, create_sender()]):
+    for offset, entity in enumerate([sealed(account), create_brand(), USE_CASE, create_sender()]):
         view.apply("k", ConfigChange(entity=entity).model_dump_json().encode(), offset)
     view.caught_up.set()
     return view
