@@ -7,6 +7,7 @@ from testcontainers when a Docker engine answers; otherwise the tests start the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,3 +43,15 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     running = Stack(root, kafka_bootstrap)
     with running.running():
         yield running
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of the test module's own (skips without a test server)."""
+    from tests.sinks.helpers import create_pg_database, drop_pg_database, postgres_url
+
+    url = asyncio.run(create_pg_database(postgres_url()))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_pg_database(url))

@@ -28,27 +28,14 @@ from tests.integration.test_send import send
 from tests.sinks.factories import expected_rows
 from tests.sinks.helpers import (
     committed_offsets,
-    create_pg_database,
-    drop_pg_database,
     dump_rows,
     end_offsets,
-    postgres_url,
     set_read_only,
 )
 
 pytestmark = pytest.mark.integration
 
 Rows = dict[UUID, tuple[SmsRecord, int]]
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL database of this module's own (the store of its stack)."""
-    url = asyncio.run(create_pg_database(postgres_url()))
-    try:
-        yield url
-    finally:
-        asyncio.run(drop_pg_database(url))
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from schemas.topics import Topics
 from tests.factories import create_use_case, unique_number
 from tests.harness import AUTH_TOKEN, Stack
 from tests.integration.test_lifecycle import WEBHOOK, callback_params, signed
-from tests.sinks.helpers import _dsn, create_pg_database, drop_pg_database, postgres_url
+from tests.sinks.helpers import _dsn
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +37,6 @@ OLD, NEW = new_key(), new_key()
 OTHER_SID = "AC" + "7" * 32
 OTHER_TOKEN = f"other-token-{uuid.uuid4().hex}"
 TOKENS = (AUTH_TOKEN.encode(), OTHER_TOKEN.encode())
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    url = asyncio.run(create_pg_database(postgres_url()))
-    try:
-        yield url
-    finally:
-        asyncio.run(drop_pg_database(url))
 
 
 @pytest.fixture(scope="module")
