@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from feeds.config import ConfigView
 from ingress import examples
+from ingress.bridge import KafkaBridge
 from ingress.deps import BridgeDep, ConfigDep, require_admin_key
 from ingress.docs import answers, body_example, error_responses
 from schemas.config import (
     A2pCampaignStatus,
     Brand,
     BrandStatus,
+    ConfigEntity,
     NumberType,
     OptOut,
     SealedSubaccount,
@@ -120,6 +122,21 @@ def _use_case(config: ConfigView, use_case_id: str) -> UseCase:
     return use_case
 
 
+def _stamps(existing: Any) -> dict[str, datetime]:
+    """``created_at`` kept from the entity being replaced (if any), ``updated_at`` now."""
+    now = _now()
+    return {"created_at": existing.created_at if existing else now, "updated_at": now}
+
+
+async def _replace(
+    bridge: KafkaBridge, entity: ConfigEntity, existing: object | None, *, hide: str = ""
+) -> JSONResponse:
+    """Publish a PUT's entity (read-your-writes); 200 when it replaced one, else 201."""
+    await bridge.publish_config(entity)
+    hidden = (hide,) if hide else ()
+    return JSONResponse(_public(entity, *hidden), status_code=200 if existing else 201)
+
+
 @router.put(
     "/twilio-subaccounts/{account_sid}",
     summary="Create or replace a Twilio subaccount",
@@ -131,16 +148,13 @@ async def put_subaccount(
 ) -> JSONResponse:
     """Store the subaccount's auth token, encrypted; it is never returned or logged."""
     existing = config.subaccounts.get(account_sid) or config.undecryptable.get(account_sid)
-    now = _now()
     entity = SealedSubaccount(
         account_sid=account_sid,
         sealed_auth_token=bridge.secrets.seal(body.auth_token),
         friendly_name=body.friendly_name,
-        created_at=existing.created_at if existing else now,
-        updated_at=now,
+        **_stamps(existing),
     )
-    await bridge.publish_config(entity)
-    return JSONResponse(_public(entity, "sealed_auth_token"), status_code=200 if existing else 201)
+    return await _replace(bridge, entity, existing, hide="sealed_auth_token")
 
 
 @router.put(
@@ -153,16 +167,8 @@ async def put_brand(
     brand_id: str, body: BrandBody, bridge: BridgeDep, config: ConfigDep
 ) -> JSONResponse:
     existing = config.brands.get(brand_id)
-    now = _now()
-    entity = Brand(
-        brand_id=brand_id,
-        name=body.name,
-        status=body.status,
-        created_at=existing.created_at if existing else now,
-        updated_at=now,
-    )
-    await bridge.publish_config(entity)
-    return JSONResponse(_public(entity), status_code=200 if existing else 201)
+    entity = Brand(brand_id=brand_id, name=body.name, status=body.status, **_stamps(existing))
+    return await _replace(bridge, entity, existing)
 
 
 @router.post(
