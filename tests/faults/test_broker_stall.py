@@ -1,0 +1,57 @@
+"""A broker that stops answering while a send is being published (its own broker: SIGSTOP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.factories import create_use_case, unique_number
+from tests.harness import Stack, start_local_broker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, int]]:
+    """A stack on a broker of its own, so that stopping that broker disturbs nobody."""
+    bootstrap, broker = start_local_broker(tmp_path_factory.mktemp("stall-kafka"))
+    try:
+        pid = broker.recorded_pid()
+        assert pid is not None
+        running = Stack(
+            tmp_path_factory.mktemp("stall"), bootstrap, kafka_timeout_seconds="2",
+            send_timeout_seconds="6",
+        )  # fmt: skip
+        with running.running():
+            yield running, pid
+    finally:
+        broker.stop()
+
+
+async def test_a_send_kafka_never_confirms_answers_504_not_503(
+    stalled: tuple[Stack, int],
+) -> None:
+    """Kafka did not confirm the request, so it may still be written and sent: the answer
+    is 504 (retry with the same key), not 503 ("nothing happened, retry freely"), which a
+    client without a key would take as licence to send a second copy."""
+    stack, broker_pid = stalled
+    async with stack.admin() as admin, stack.client() as client:
+        use_case = await create_use_case(admin)
+        body = {"use_case_id": use_case["id"], "to_phone_number": unique_number(), "message": "x"}
+        os.kill(broker_pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            answer = await client.post("/v1/sms/", json=body)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(broker_pid, signal.SIGCONT)
+        assert answer.status_code == 504, answer.text
+        assert answer.json()["code"] == "worker_timeout"
+        assert "may still be sent" in answer.json()["detail"]
+        assert waited < 30  # bounded, never a hang
+        await asyncio.sleep(0)
