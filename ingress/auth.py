@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
 
 from schemas.errors import Forbidden, Unauthorized
 from schemas.settings import Settings
@@ -29,22 +32,41 @@ def _matches(token: str, keys: tuple[str, ...]) -> bool:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the key's stable id, its role, and the use cases it may reach.
+
+    ``use_case_ids`` is ``None`` for a key with every use case (the bootstrap keys of
+    ``SMSLANE_API_KEYS`` / ``SMSLANE_ADMIN_API_KEYS``).
+    """
+
+    key_id: str
+    role: Literal["sms", "admin"]
+    use_case_ids: frozenset[UUID] | None = None
+
+    def may_use(self, use_case_id: UUID) -> bool:
+        """Whether this key sends, reads and lists through ``use_case_id``."""
+        return self.use_case_ids is None or use_case_id in self.use_case_ids
+
+
 def key_id(token: str) -> str:
     """A stable, non-secret id of an API key (for idempotency scoping and logs)."""
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-def api_key_id(token: str, settings: Settings) -> str:
-    """The id of a key accepted on /v1/sms* (an API key or an admin key); 401 otherwise."""
-    if _matches(token, settings.api_keys) or _matches(token, settings.admin_api_keys):
-        return key_id(token)
+def sms_caller(token: str, settings: Settings) -> Caller:
+    """The caller of a key accepted on /v1/sms* (an API key or an admin key); 401 otherwise."""
+    if _matches(token, settings.admin_api_keys):
+        return Caller(key_id(token), "admin")
+    if _matches(token, settings.api_keys):
+        return Caller(key_id(token), "sms")
     raise Unauthorized("The API key is not valid.")
 
 
-def admin_key_id(token: str, settings: Settings) -> str:
-    """The id of an admin key; 401 for an unknown key, 403 for a non-admin key."""
+def admin_caller(token: str, settings: Settings) -> Caller:
+    """The caller of an admin key; 401 for an unknown key, 403 for a non-admin key."""
     if _matches(token, settings.admin_api_keys):
-        return key_id(token)
+        return Caller(key_id(token), "admin")
     if _matches(token, settings.api_keys):
         raise Forbidden("This API key may not use admin routes; use an admin key.")
     raise Unauthorized("The API key is not valid.")

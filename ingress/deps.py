@@ -60,15 +60,15 @@ async def get_config(bridge: BridgeDep) -> ConfigView:
 ConfigDep = Annotated[ConfigView, Depends(get_config)]
 
 
-async def require_api_key(request: Request, settings: SettingsDep) -> str:
-    """/v1/sms*: the caller's key id; admin keys are accepted too (401 otherwise)."""
-    return auth.api_key_id(auth.bearer(request.headers.get("authorization", "")), settings)
+async def require_api_key(request: Request, settings: SettingsDep) -> auth.Caller:
+    """/v1/sms*: the caller; admin keys are accepted too (401 otherwise)."""
+    return auth.sms_caller(auth.bearer(request.headers.get("authorization", "")), settings)
 
 
-async def require_admin_key(request: Request, settings: SettingsDep) -> str:
-    """/v1/admin/*: the caller's key id; 401 for an unknown key, 403 for a non-admin key."""
-    return auth.admin_key_id(auth.bearer(request.headers.get("authorization", "")), settings)
+async def require_admin_key(request: Request, settings: SettingsDep) -> auth.Caller:
+    """/v1/admin/*: the caller; 401 for an unknown key, 403 for a non-admin key."""
+    return auth.admin_caller(auth.bearer(request.headers.get("authorization", "")), settings)
 
 
-ApiKeyDep = Annotated[str, Depends(require_api_key)]
-AdminKeyDep = Annotated[str, Depends(require_admin_key)]
+ApiKeyDep = Annotated[auth.Caller, Depends(require_api_key)]
+AdminKeyDep = Annotated[auth.Caller, Depends(require_admin_key)]

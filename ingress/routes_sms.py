@@ -77,14 +77,14 @@ def body_hash(body: SendSmsBody) -> str:
 )
 async def send_sms(
     body: SendSmsBody,
-    api_key: ApiKeyDep,
+    caller: ApiKeyDep,
     bridge: BridgeDep,
     recent: RecentDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Send one SMS through the use case's Messaging Service; answers the new record."""
     if idempotency_key:
-        request_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{api_key}:{idempotency_key}")
+        request_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.key_id}:{idempotency_key}")
     else:
         request_id = uuid.uuid4()
     send = SendRequest(
