@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.settings import Settings
+from smslane.maven_progress import DownloadBar, DownloadLines, DownloadReport, parse_download
 from smslane.processes import parent_death_signal
 
 SLF4J_VERSION = "2.0.17"
@@ -118,11 +118,19 @@ async def broker_answers(bootstrap_servers: str, timeout_s: float = 3.0) -> bool
 
 
 class LocalKafka:
-    """Resolve, format, start, stop and inspect the local broker."""
+    """Resolve, format, start, stop and inspect the local broker.
 
-    def __init__(self, settings: Settings, progress: Progress = _print) -> None:
+    ``progress`` takes each line to show. ``bar``: Maven's downloads as one progress bar on
+    standard error instead of lines through ``progress``; by default when ``progress`` is
+    the default (standard error) and standard error is a terminal.
+    """
+
+    def __init__(
+        self, settings: Settings, progress: Progress = _print, *, bar: bool | None = None
+    ) -> None:
         self.settings = settings
         self.progress = progress
+        self.bar = progress is _print and sys.stderr.isatty() if bar is None else bar
         self.home = settings.kafka_home / settings.kafka_version
         self.libs = self.home / "libs"
         self.state = settings.data_dir.resolve() / "kafka"
@@ -196,16 +204,21 @@ class LocalKafka:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
         assert proc.stdout is not None
-        downloaded, tail = 0, list[str]()
-        for line in proc.stdout:
-            tail = [*tail[-30:], line.rstrip()]
-            match = re.search(r"Downloaded from \S+: \S+/([^/\s]+) \(([^)]*)\)", line)
-            if match:
-                downloaded += 1
-                if downloaded % 10 == 1 or match.group(1).endswith(".jar"):
-                    self.progress(f"  downloaded {downloaded:4d} files, last {match.group(1)}")
+        report = self._download_report()
+        tail = list[str]()
+        try:
+            for line in proc.stdout:
+                tail = [*tail[-30:], line.rstrip()]
+                download = parse_download(line)
+                if download is not None:
+                    report.downloaded(download)
+        finally:
+            report.finish()
         if proc.wait() != 0:
             raise KafkaError("mvn could not resolve Kafka:\n  " + "\n  ".join(tail[-15:]))
+
+    def _download_report(self) -> DownloadReport:
+        return DownloadBar() if self.bar else DownloadLines(self.progress)
 
     def _broken_jars(self) -> list[str]:
         bad = []
