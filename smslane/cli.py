@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
+from smslane.sms_cli import add_sms_commands
 
 _DESCRIPTION = """\
 smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
@@ -23,6 +24,9 @@ examples:
   smslane store rebuild --database-url URL
                                fill an empty store from sms.status, read from offset 0
   smslane secrets rotate       seal every stored auth token with the newest secret key
+  smslane sms send --use-case ID --to +14155550123 --message "Hello"
+                               send one SMS through the running ingress
+  smslane sms tail             print each status change on sms.status as it happens
 """
 
 _REBUILD_DESCRIPTION = """\
@@ -189,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_store(sub)
     _add_secrets(sub)
+    add_sms_commands(sub)
 
     sim = sub.add_parser(
         "twilio-sim",
