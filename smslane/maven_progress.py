@@ -77,7 +77,7 @@ class DownloadLines:
         self._expected = expected
         self._tally = Tally()
         self._quarters = 0
-        write(f"  downloading about {expected} files with Maven...")
+        write(f"  Maven downloads what its cache lacks (about {expected} files when empty)...")
 
     def downloaded(self, download: Download) -> None:
         self._tally.add(download)
@@ -87,7 +87,7 @@ class DownloadLines:
             self._write(f"  {25 * reached} %: {self._tally.summary()}, last {download.name}")
 
     def finish(self) -> None:
-        self._write(f"  downloaded {self._tally.summary()}")
+        self._write(f"  Maven downloaded {self._tally.summary()}")
 
 
 class DownloadBar:
@@ -97,12 +97,11 @@ class DownloadBar:
         self._expected = expected
         self._tally = Tally()
         self._bar = Progress(
-            TextColumn("Kafka jars"), BarColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[tally]}"), TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}"),
+            TextColumn("Kafka jars"), BarColumn(bar_width=24), TaskProgressColumn(),
+            TextColumn("{task.fields[tally]}"), TimeElapsedColumn(),  # fits 80 columns
             console=console or Console(stderr=True), transient=True,
         )  # fmt: skip
-        self._task = self._bar.add_task("maven", total=expected, tally="", last="")
+        self._task = self._bar.add_task("maven", total=expected, tally="")
         self._bar.start()
 
     def downloaded(self, download: Download) -> None:
@@ -112,11 +111,10 @@ class DownloadBar:
             self._task,
             total=max(self._expected, self._tally.files + 1),
             completed=self._tally.files,
-            tally=self._tally.summary(),
-            last=download.name,
+            tally=f"{self._tally.files:4d} files {self._tally.size / 1_000_000:5.1f} MB",
         )
 
     def finish(self) -> None:
         self._bar.update(self._task, total=self._tally.files, completed=self._tally.files)
         self._bar.stop()
-        self._bar.console.print(f"  downloaded {self._tally.summary()}", highlight=False)
+        self._bar.console.print(f"  Maven downloaded {self._tally.summary()}", highlight=False)
