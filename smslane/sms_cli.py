@@ -32,7 +32,7 @@ No SMS use case with this id exists...`). Exit status: 0 done, 1 an error answer
 answer from the ingress, 2 a bad command line."""
 
 _SEND_DESCRIPTION = f"""\
-Send one SMS (POST /v1/sms/) and print the new record, as JSON, on standard output. The
+Send one SMS (POST /v1/sms/) and print its record, as JSON, on standard output. A new
 record is `pending`; `smslane sms get ID` or `smslane sms tail` show what follows.
 
 {_CLIENT_HELP}"""
@@ -144,7 +144,8 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key",
         metavar="KEY",
-        help="bearer key (default: SMSLANE_API_KEY, else the first of SMSLANE_API_KEYS)",
+        help="bearer key (default: SMSLANE_API_KEY, else the first of SMSLANE_API_KEYS); "
+        "prefer the variable: other users of the machine can read command lines",
     )
 
 
