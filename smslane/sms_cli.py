@@ -80,12 +80,15 @@ def ingress_of(settings: Settings, url: str | None, api_key: str | None) -> Ingr
 
 
 def error_line(answer: httpx.Response) -> str:
-    """``code: detail`` of an error answer (``http_<status>: body`` when it is not ours)."""
+    """``code: detail`` of an error answer (``http_<status>: body`` when it is not ours),
+    and when to retry if the answer says (``Retry-After``)."""
+    retry = answer.headers.get("Retry-After")
+    after = f" (retry after {retry} s)" if retry else ""
     try:
         body = answer.json()
-        return f"{body['code']}: {body['detail']}"
+        return f"{body['code']}: {body['detail']}{after}"
     except (ValueError, KeyError, TypeError):
-        return f"http_{answer.status_code}: {answer.text.strip()[:200]}"
+        return f"http_{answer.status_code}: {answer.text.strip()[:200]}{after}"
 
 
 def call(ingress: Ingress, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -85,3 +85,7 @@ def test_error_lines_are_code_and_detail() -> None:
     ours = httpx.Response(404, json={"detail": "No SMS use case.", "code": "use_case_not_found"})
     assert error_line(ours) == "use_case_not_found: No SMS use case."
     assert error_line(httpx.Response(502, text="Bad gateway\n")) == "http_502: Bad gateway"
+    busy = httpx.Response(
+        503, headers={"Retry-After": "1"}, json={"detail": "Busy.", "code": "service_unavailable"}
+    )
+    assert error_line(busy) == "service_unavailable: Busy. (retry after 1 s)"
