@@ -2,7 +2,7 @@
 
 This is smslane's reference consumer of its downstream topic (docs/downstream.md): an
 ``aiokafka`` consumer of ``Topics.STATUS``, each value read with the catalog's codec into an
-``SmsStatusEvent``, and redeliveries dropped by ``version`` (:class:`LatestVersions`). Unlike
+``SmsStatusEvent``, and redeliveries dropped by ``version`` (:class:`StatusChanges`). Unlike
 a real downstream service it joins no consumer group and commits nothing: it reads every
 partition from the end (or from the beginning) and forgets its place when it stops.
 """
