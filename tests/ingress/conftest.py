@@ -8,6 +8,7 @@ integration tests run the same routes against real processes.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ class FakeBridge:
         self.config = ConfigView(self.secrets)
         self.config.caught_up.set()
         self.config.problem = None
+        self.config.confirmed_at = time.monotonic() + 3600  # current for the whole test
         self.connected = True
         self.replies_topic = "sms.send-replies"
         self.reply: Callable[[SendRequest], SendReply] = created
