@@ -40,7 +40,9 @@ class Caller:
     """Who is calling: the key's stable id, its role, and the use cases it may reach.
 
     ``use_case_ids`` is ``None`` for a key with every use case (the bootstrap keys of
-    ``SMSLANE_API_KEYS`` / ``SMSLANE_ADMIN_API_KEYS``).
+    ``SMSLANE_API_KEYS`` / ``SMSLANE_ADMIN_API_KEYS``, admin keys, and managed keys made
+    with ``use_case_ids: null``). ``key_id`` is a managed key's id, or a hash prefix of a
+    bootstrap key.
     """
 
     key_id: str

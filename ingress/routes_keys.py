@@ -7,6 +7,7 @@ refuses the key once it has read it (within 5 s, see ``ingress.keys.FRESHNESS_S`
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from feeds.config import ConfigView
 from ingress import examples, keys
-from ingress.deps import BridgeDep, ConfigDep, require_admin_key
+from ingress.deps import AdminKeyDep, BridgeDep, ConfigDep, require_admin_key
 from ingress.docs import answers, body_example, error_responses
 from schemas.config import ApiKey, ApiKeyRole, api_key_config_key
 from schemas.errors import InvalidRequest, NotFound
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/admin/api-keys",
     tags=["API keys (admin)"],
@@ -83,7 +85,9 @@ def _scope(config: ConfigView, wanted: list[uuid.UUID] | None) -> tuple[uuid.UUI
     responses={**answers(examples.API_KEY_CREATED, 201), **error_responses(403, 422)},
     openapi_extra=body_example(examples.API_KEY_BODY),
 )
-async def create_api_key(body: ApiKeyBody, bridge: BridgeDep, config: ConfigDep) -> JSONResponse:
+async def create_api_key(
+    body: ApiKeyBody, caller: AdminKeyDep, bridge: BridgeDep, config: ConfigDep
+) -> JSONResponse:
     """Make a key; the answer is the only place its ``key`` ever appears."""
     key = keys.new_key(body.role)
     entity = ApiKey(
@@ -95,6 +99,10 @@ async def create_api_key(body: ApiKeyBody, bridge: BridgeDep, config: ConfigDep)
         created_at=datetime.now(UTC),
     )
     await bridge.publish_config(entity)
+    log.info(
+        "API key %s (%r, role %s) made by key %s", entity.id, entity.name, entity.role.value,
+        caller.key_id, extra={"managed_key": str(entity.id), "by_key": caller.key_id},
+    )  # fmt: skip
     return JSONResponse({**_public(entity), "key": key}, status_code=201, headers=NO_STORE)
 
 
@@ -114,7 +122,9 @@ async def list_api_keys(config: ConfigDep) -> Any:
     summary="Revoke an API key",
     responses=error_responses(403, 404),
 )
-async def revoke_api_key(key_id: str, bridge: BridgeDep, config: ConfigDep) -> Response:
+async def revoke_api_key(
+    key_id: str, caller: AdminKeyDep, bridge: BridgeDep, config: ConfigDep
+) -> Response:
     """Revoke the key: refused by this ingress at once, by every other within 5 s."""
     try:
         key = config.api_keys.get(uuid.UUID(key_id))
@@ -123,4 +133,8 @@ async def revoke_api_key(key_id: str, bridge: BridgeDep, config: ConfigDep) -> R
     if key is None:
         raise NotFound(f"No API key with id {key_id!r}, or it was revoked.")
     await bridge.delete_config(api_key_config_key(key.id))
+    log.info(
+        "API key %s (%r) revoked by key %s", key.id, key.name, caller.key_id,
+        extra={"managed_key": str(key.id), "by_key": caller.key_id},
+    )  # fmt: skip
     return Response(status_code=204)

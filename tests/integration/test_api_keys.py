@@ -89,6 +89,9 @@ async def test_a_key_revoked_through_one_ingress_is_refused_by_the_other(stack: 
     async with stack.client(key, ingress=1) as client:
         refused = await client.post("/v1/sms/", json=send(str(uuid.uuid4())))
     assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    log = stack.ingress.log_path.read_text()  # an audit trail, without the key
+    assert f"API key {created['id']} ('orders') revoked by key" in log
+    assert key.removeprefix("sl_sms_") not in log
 
 
 async def test_a_scoped_key_sends_reads_and_lists_only_its_use_cases(stack: Stack) -> None:
