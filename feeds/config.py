@@ -1,16 +1,21 @@
 """The configuration every process works from, read from the compacted config topic.
 
 The admin API writes one record per entity (subaccount, brand, use case, sender number,
-opt-out) to a compacted topic with one partition. Every process that needs the configuration
-(each ingress, each worker) runs a :class:`ConfigFeed`: it reads that topic from its first
-offset at every start into a :class:`ConfigView`, counts as *caught up* once it has read to
-the end offset the broker gave at start, and then follows new records. Nothing is kept on
-disk, so a restarted process is complete again as soon as it has read the topic; no callback
-of a Faust table is involved (a GlobalTable replays nothing on a restart with persisted
-offsets).
+opt-out, API key) to a compacted topic with one partition. Every process that needs the
+configuration (each ingress, each worker) runs a :class:`ConfigFeed`: it reads that topic
+from its first offset at every start into a :class:`ConfigView`, counts as *caught up* once
+it has read to the end offset the broker gave at start, and then follows new records.
+Nothing is kept on disk, so a restarted process is complete again as soon as it has read the
+topic; no callback of a Faust table is involved (a GlobalTable replays nothing on a restart
+with persisted offsets).
 
 ``wait_for(offset)`` is the read-your-writes rule: a send carries the config offset its
 ingress had applied or written, and the worker checks it only once it has applied as much.
+
+``confirmed_within(seconds)`` is the freshness rule of API keys: the feed notes the last
+time it knew it had applied everything the topic held (it asks the broker for the end
+offset about once a second), so an ingress that cannot confirm it would have seen a
+revocation refuses the keys it read from the topic instead of trusting a stale view.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from uuid import UUID
 
@@ -25,8 +31,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from feeds.api_keys import ApiKeyIndex
 from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
 from schemas.config import (
+    ApiKey,
     Brand,
     ConfigChange,
     OptOut,
@@ -58,7 +66,10 @@ class ConfigView:
         self.use_cases: dict[UUID, UseCase] = {}
         self.senders: defaultdict[UUID, dict[str, SenderNumber]] = defaultdict(dict)
         self.opt_outs: set[tuple[UUID, str]] = set()
+        self.api_keys = ApiKeyIndex()
         self.applied_offset = -1
+        #: ``time.monotonic()`` of the last moment the view held the whole topic (None: never).
+        self.confirmed_at: float | None = None
         #: Set once the feed has read the topic to the end it had at start.
         self.caught_up = asyncio.Event()
         #: Why the feed is not caught up (for logs and readiness); None when it is fine.
@@ -90,6 +101,8 @@ class ConfigView:
                 self.senders[entity.use_case_id][entity.phone_number] = entity
             case OptOut():
                 self.opt_outs.add((entity.use_case_id, entity.phone_number))
+            case ApiKey():
+                self.api_keys.put(entity)
 
     def _apply_subaccount(self, sealed: SealedSubaccount) -> None:
         sid = sealed.account_sid
@@ -148,6 +161,13 @@ class ConfigView:
             self.undecryptable.pop(rest, None)
         elif kind == "brand":
             self.brands.pop(rest, None)
+        elif kind == "api_key":
+            self.api_keys.remove_named(rest)
+
+    def confirmed_within(self, seconds: float) -> bool:
+        """Whether, less than ``seconds`` ago, the view held every record the topic had."""
+        confirmed = self.confirmed_at
+        return confirmed is not None and time.monotonic() - confirmed < seconds
 
     async def notify(self) -> None:
         async with self._changed:
@@ -249,15 +269,20 @@ class ConfigFeed:
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
+            asked_at = time.monotonic()
             try:
                 batches = await consumer.getmany(self._tp, timeout_ms=1000, max_records=1000)
                 position = await consumer.position(self._tp)
+                end = (await consumer.end_offsets([self._tp]))[self._tp]
             except KafkaError as exc:  # the client reconnects by itself; keep reading
                 self._note_problem(f"reading the config topic failed ({type(exc).__name__})")
                 await asyncio.sleep(0.5)
                 continue
             for record in batches.get(self._tp, ()):
                 self._apply(record)
+            if position >= end:
+                # Every record written before ``asked_at`` is below ``end``, so applied.
+                self.view.confirmed_at = asked_at
             if not self.view.caught_up.is_set():
                 if position >= self._end:
                     self._mark_caught_up()

@@ -1,7 +1,10 @@
-"""Bearer API keys: ``SMSLANE_API_KEYS`` for /v1/sms*, ``SMSLANE_ADMIN_API_KEYS`` for admin.
+"""Bearer API keys and who they stand for (:class:`Caller`).
 
-Pure checks over the ``Authorization`` header and the settings; the route dependencies that
-call them are ``ingress.deps.ApiKeyDep`` and ``ingress.deps.AdminKeyDep``.
+The bootstrap keys of ``SMSLANE_API_KEYS`` (/v1/sms*) and ``SMSLANE_ADMIN_API_KEYS`` (admin
+too) have every use case; keys made through the admin API are checked by
+``ingress.keys.stored_caller``. Pure checks over the ``Authorization`` header and the
+settings; the route dependencies that call them are ``ingress.deps.ApiKeyDep`` and
+``ingress.deps.AdminKeyDep``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ class Caller:
     """Who is calling: the key's stable id, its role, and the use cases it may reach.
 
     ``use_case_ids`` is ``None`` for a key with every use case (the bootstrap keys of
-    ``SMSLANE_API_KEYS`` / ``SMSLANE_ADMIN_API_KEYS``).
+    ``SMSLANE_API_KEYS`` / ``SMSLANE_ADMIN_API_KEYS``, admin keys, and managed keys made
+    with ``use_case_ids: null``). ``key_id`` is a managed key's id, or a hash prefix of a
+    bootstrap key.
     """
 
     key_id: str
@@ -54,19 +59,18 @@ def key_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-def sms_caller(token: str, settings: Settings) -> Caller:
-    """The caller of a key accepted on /v1/sms* (an API key or an admin key); 401 otherwise."""
+def bootstrap_caller(token: str, settings: Settings) -> Caller | None:
+    """The caller of a key of ``SMSLANE_ADMIN_API_KEYS`` / ``SMSLANE_API_KEYS`` (every use
+    case), or None for any other token."""
     if _matches(token, settings.admin_api_keys):
         return Caller(key_id(token), "admin")
     if _matches(token, settings.api_keys):
         return Caller(key_id(token), "sms")
-    raise Unauthorized("The API key is not valid.")
+    return None
 
 
-def admin_caller(token: str, settings: Settings) -> Caller:
-    """The caller of an admin key; 401 for an unknown key, 403 for a non-admin key."""
-    if _matches(token, settings.admin_api_keys):
-        return Caller(key_id(token), "admin")
-    if _matches(token, settings.api_keys):
+def require_admin(caller: Caller) -> Caller:
+    """``caller`` if it holds an admin key; 403 otherwise."""
+    if caller.role != "admin":
         raise Forbidden("This API key may not use admin routes; use an admin key.")
-    raise Unauthorized("The API key is not valid.")
+    return caller

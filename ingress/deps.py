@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from feeds.config import ConfigView
-from ingress import auth
+from ingress import auth, keys
 from ingress.bridge import KafkaBridge
 from ingress.recent import RecentRecords
 from schemas.settings import Settings
@@ -60,14 +60,25 @@ async def get_config(bridge: BridgeDep) -> ConfigView:
 ConfigDep = Annotated[ConfigView, Depends(get_config)]
 
 
-async def require_api_key(request: Request, settings: SettingsDep) -> auth.Caller:
-    """/v1/sms*: the caller; admin keys are accepted too (401 otherwise)."""
-    return auth.sms_caller(auth.bearer(request.headers.get("authorization", "")), settings)
+def _caller(request: Request, settings: Settings, config: ConfigView) -> auth.Caller:
+    """The caller of the request's bearer key: a bootstrap key, or one made through the
+    admin API (401 for anything else)."""
+    token = auth.bearer(request.headers.get("authorization", ""))
+    return auth.bootstrap_caller(token, settings) or keys.stored_caller(token, config)
 
 
-async def require_admin_key(request: Request, settings: SettingsDep) -> auth.Caller:
+async def require_api_key(
+    request: Request, settings: SettingsDep, config: ConfigDep
+) -> auth.Caller:
+    """/v1/sms*: the caller, of any role (401 without a valid key)."""
+    return _caller(request, settings, config)
+
+
+async def require_admin_key(
+    request: Request, settings: SettingsDep, config: ConfigDep
+) -> auth.Caller:
     """/v1/admin/*: the caller; 401 for an unknown key, 403 for a non-admin key."""
-    return auth.admin_caller(auth.bearer(request.headers.get("authorization", "")), settings)
+    return auth.require_admin(_caller(request, settings, config))
 
 
 ApiKeyDep = Annotated[auth.Caller, Depends(require_api_key)]

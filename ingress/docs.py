@@ -60,7 +60,7 @@ INVALID_SIGNATURE = ErrorDoc(
     "Request signature validation failed.",
     description="Request signature validation failed",
 )
-NOT_READY = ErrorDoc(503, "not_ready", "Not ready: Kafka at 127.0.0.1:9092 does not answer.")
+NOT_READY = ErrorDoc(503, "not_ready", "Not ready: Kafka does not answer.")
 
 #: The webhook's request as Twilio sends it: a signed form (the handler reads it raw).
 TWILIO_CALLBACK_REQUEST: dict[str, Any] = {

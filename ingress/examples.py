@@ -77,3 +77,11 @@ USE_CASE_WITH_NUMBERS = {**USE_CASE, "phone_numbers": [POOL_ENTRY]}
 USE_CASE_PATCH = {"active": False}
 USE_CASE_PATCHED = {**USE_CASE, "active": False}
 NUMBER_BODY = {"number_type": "long_code"}
+API_KEY_BODY = {"name": "Order service", "role": "sms", "use_case_ids": [RECORD["use_case_id"]]}
+API_KEY = {
+    "id": "3f9d2c1b-6a5e-4f70-9b8c-7d6e5f4a3b2c",
+    **API_KEY_BODY,
+    "created_at": STAMPS["created_at"],
+}
+API_KEY_CREATED = {**API_KEY, "key": "sl_sms_" + "x" * 43}
+API_KEYS = {"items": [API_KEY]}

@@ -1,4 +1,9 @@
-"""``/healthz`` and ``/readyz``: is the process up, and do Kafka and the store answer."""
+"""``/healthz`` and ``/readyz``: is the process up, and do Kafka and the store answer.
+
+Both are public (no key: load balancers and orchestrators call them), so they name what
+does not answer but never where it is: no broker address, no database URL. The process's
+log says where (``ingress connected to Kafka at ...``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ingress.deps import BridgeDep, SettingsDep, StoreDep
+from ingress.deps import BridgeDep, StoreDep
 from ingress.docs import NOT_READY, answers, error_responses
 from schemas.errors import ServiceUnavailable
 
@@ -24,14 +29,14 @@ async def healthz() -> dict[str, str]:
     summary="Kafka and the store answer",
     responses={**answers({"status": "ready"}, 200), **error_responses(NOT_READY, auth=False)},
 )
-async def readyz(settings: SettingsDep, bridge: BridgeDep, store: StoreDep) -> Any:
+async def readyz(bridge: BridgeDep, store: StoreDep) -> Any:
     problems = []
     try:
         if not bridge.connected:
             raise ServiceUnavailable("not connected")
         await bridge.ping()
     except ServiceUnavailable:
-        problems.append(f"Kafka at {settings.kafka_bootstrap_servers} does not answer")
+        problems.append("Kafka does not answer")
     try:
         await store.ping()
     except Exception:

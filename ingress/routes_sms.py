@@ -22,6 +22,7 @@ from schemas.errors import (
     InvalidRequest,
     NotFound,
     ServiceUnavailable,
+    UseCaseNotFound,
 )
 from schemas.events import SendRequest
 from schemas.records import SmsRecord, SmsStatus
@@ -83,6 +84,8 @@ async def send_sms(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Send one SMS through the use case's Messaging Service; answers the new record."""
+    if not caller.may_use(body.use_case_id):
+        raise UseCaseNotFound()  # the worker's answer for an unknown use case, word for word
     if idempotency_key:
         request_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{caller.key_id}:{idempotency_key}")
     else:
@@ -115,8 +118,8 @@ async def send_sms(
     summary="Get one SMS",
     responses={**answers(examples.DELIVERED, 200), **error_responses(404)},
 )
-async def get_sms(sms_id: str, _: ApiKeyDep, store: StoreDep, recent: RecentDep) -> Any:
-    """The record with this id, or 404."""
+async def get_sms(sms_id: str, caller: ApiKeyDep, store: StoreDep, recent: RecentDep) -> Any:
+    """The record with this id, or 404 (also when it is outside the key's use cases)."""
     try:
         record_id = uuid.UUID(sms_id)
     except ValueError:
@@ -124,7 +127,7 @@ async def get_sms(sms_id: str, _: ApiKeyDep, store: StoreDep, recent: RecentDep)
     record = await store.get_record(record_id)
     if record is None:
         record = recent.get(record_id)
-    if record is None:
+    if record is None or not caller.may_use(record.use_case_id):
         raise NotFound(f"No SMS with id {sms_id}.")
     return record.model_dump(mode="json")
 
@@ -136,7 +139,7 @@ async def get_sms(sms_id: str, _: ApiKeyDep, store: StoreDep, recent: RecentDep)
     responses={**answers(examples.PAGE, 200), **error_responses(422)},
 )
 async def list_sms(
-    _: ApiKeyDep,
+    caller: ApiKeyDep,
     store: StoreDep,
     use_case_id: uuid.UUID | None = None,
     status: SmsStatus | None = None,
@@ -146,12 +149,14 @@ async def list_sms(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> Any:
-    """Newest first; follow ``next_cursor`` for the next page."""
+    """Newest first; follow ``next_cursor`` for the next page. A key with use cases lists
+    only theirs (a ``use_case_id`` outside them lists nothing)."""
     if to_number is not None and to_number.startswith(" "):
         to_number = "+" + to_number[1:]  # an unencoded "+" in a query string reads as " "
     try:
         items, next_cursor = await store.list_records(
             use_case_id=use_case_id,
+            use_case_ids=caller.use_case_ids,
             status=status,
             to_number=to_number,
             created_after=created_after,

@@ -1,4 +1,5 @@
-"""Configuration entities: Twilio subaccounts, brands, use cases, sender numbers, opt-outs.
+"""Configuration entities: Twilio subaccounts, brands, use cases, sender numbers, opt-outs,
+API keys.
 
 A subaccount travels as :class:`SealedSubaccount` (its auth token encrypted); the clear
 :class:`Subaccount` exists only in a process's memory. The entities travel as
@@ -112,8 +113,28 @@ class OptOut(_Entity):
     created_at: datetime
 
 
+class ApiKeyRole(StrEnum):
+    SMS = "sms"
+    ADMIN = "admin"
+
+
+class ApiKey(_Entity):
+    """An API key created through the admin API, as the config topic holds it: only the
+    SHA-256 of the key (``key_sha256``, hex), never the key. ``use_case_ids`` None: every
+    use case. A revoked key is deleted (a tombstone on its :func:`config_key`)."""
+
+    kind: Literal["api_key"] = "api_key"
+    id: UUID
+    name: str
+    role: ApiKeyRole
+    use_case_ids: tuple[UUID, ...] | None
+    key_sha256: str = Field(repr=False)
+    created_at: datetime
+
+
 ConfigEntity = Annotated[
-    SealedSubaccount | Brand | UseCase | SenderNumber | OptOut, Field(discriminator="kind")
+    SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey,
+    Field(discriminator="kind"),
 ]
 
 
@@ -125,7 +146,9 @@ class ConfigChange(BaseModel):
     entity: ConfigEntity
 
 
-def config_key(entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOut) -> str:
+def config_key(
+    entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey,
+) -> str:
     """The compacted-topic key of an entity: one key per entity, so compaction keeps the last."""
     match entity:
         case SealedSubaccount():
@@ -138,3 +161,10 @@ def config_key(entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOu
             return f"sender_number:{entity.use_case_id}:{entity.phone_number}"
         case OptOut():
             return f"opt_out:{entity.use_case_id}:{entity.phone_number}"
+        case ApiKey():
+            return api_key_config_key(entity.id)
+
+
+def api_key_config_key(key_id: UUID) -> str:
+    """The config-topic key of the API key ``key_id`` (its tombstone revokes it)."""
+    return f"api_key:{key_id}"

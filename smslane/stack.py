@@ -50,7 +50,9 @@ class Stack:
     """Some or all of :data:`PROCESSES` on one broker, one database, one topic prefix.
 
     ``settings`` are lower-case setting names (``table_store="rocksdb://"``). ``sim_args`` go
-    to ``smslane twilio-sim`` before its ``--account`` and ``--service``.
+    to ``smslane twilio-sim`` before its ``--account`` and ``--service``. ``ingresses`` runs
+    that many ingress processes (``ingress``, ``ingress-2``, ...), each on its own port
+    (:attr:`ingress_urls`), all on the same topics and database.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Stack:
         processes: Sequence[str] = PROCESSES,
         sim_args: Sequence[str] = (),
         database_url: str | None = None,
+        ingresses: int = 1,
         **settings: str,
     ) -> None:
         self.root, self.bootstrap, self.accounts, self.prefix = root, bootstrap, accounts, prefix
@@ -89,6 +92,17 @@ class Stack:
         self.children = {
             name: Child(name, commands[name], self.env, root / "logs") for name in processes
         }
+        #: The base URL of every ingress, the first (:attr:`base_url`) included.
+        self.ingress_urls = [self.base_url] if "ingress" in processes else []
+        for number in range(2, ingresses + 1):
+            self._add_ingress(f"ingress-{number}")
+
+    def _add_ingress(self, name: str) -> None:
+        """One more ingress process on a port of its own (same topics, same database)."""
+        port = free_port()
+        env = {**self.env, "SMSLANE_HTTP_PORT": str(port)}
+        self.children[name] = Child(name, ["ingress"], env, self.root / "logs")
+        self.ingress_urls.append(f"http://127.0.0.1:{port}")
 
     # -- names -----------------------------------------------------------------------------
 
@@ -147,8 +161,8 @@ class Stack:
             self._wait_http(f"{self.sim_url}/_sim/health", timeout_s, "simulator")
         if "worker" in self.children:
             self.wait_worker_ready(timeout_s)
-        if "ingress" in self.children:
-            self._wait_http(f"{self.base_url}/readyz", timeout_s, "ingress ready")
+        for url in self.ingress_urls:
+            self._wait_http(f"{url}/readyz", timeout_s, f"ingress at {url} ready")
         return self
 
     def wait_worker_ready(self, timeout_s: float = 90.0) -> float:
@@ -203,10 +217,11 @@ class Stack:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def client(self, key: str | None = None) -> httpx.AsyncClient:
-        """An HTTP client of the ingress, with the API key (or ``key``)."""
+    def client(self, key: str | None = None, *, ingress: int = 0) -> httpx.AsyncClient:
+        """An HTTP client of the first ingress (or of ``ingress_urls[ingress]``), with the
+        API key (or ``key``)."""
         return httpx.AsyncClient(
-            base_url=self.base_url,
+            base_url=self.ingress_urls[ingress],
             headers={"Authorization": f"Bearer {key or self.accounts.api_key}"},
             timeout=30.0,
         )

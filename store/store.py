@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -152,6 +152,7 @@ class Store:
         self,
         *,
         use_case_id: UUID | None = None,
+        use_case_ids: Collection[UUID] | None = None,
         status: SmsStatus | None = None,
         to_number: str | None = None,
         created_after: datetime | None = None,
@@ -161,7 +162,8 @@ class Store:
     ) -> tuple[list[SmsRecord], str | None]:
         """One page of records, newest first (``created_at`` then ``id``, descending).
 
-        Filters combine with AND; ``created_after`` and ``created_before`` are exclusive
+        Filters combine with AND; ``use_case_ids`` (an API key's scope) keeps only those use
+        cases, none at all when empty; ``created_after`` and ``created_before`` are exclusive
         bounds (a naive datetime is taken as UTC). Returns the page and the cursor of the
         next page, ``None`` on the last. Paging is keyset-based: rows written while a client
         pages through never make it skip or repeat a row.
@@ -179,6 +181,8 @@ class Store:
             )
         if use_case_id is not None:
             where.append(c.use_case_id == use_case_id)
+        if use_case_ids is not None:
+            where.append(c.use_case_id.in_(sorted(use_case_ids)))
         if status is not None:
             where.append(c.status == SmsStatus(status).value)
         if to_number is not None:

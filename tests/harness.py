@@ -51,7 +51,13 @@ class Stack(stack.Stack):
     """The simulator, the worker, the sink and the ingress on one broker and one database."""
 
     def __init__(
-        self, root: Path, bootstrap: str, database_url: str | None = None, **settings: str
+        self,
+        root: Path,
+        bootstrap: str,
+        database_url: str | None = None,
+        *,
+        ingresses: int = 1,
+        **settings: str,
     ) -> None:
         super().__init__(
             root,
@@ -59,6 +65,7 @@ class Stack(stack.Stack):
             ACCOUNTS,
             prefix=f"t{uuid.uuid4().hex[:10]}.",
             database_url=database_url,
+            ingresses=ingresses,
             **{**DEFAULTS, **settings},
         )
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from smslane.processes import wait_until_async
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack, start_local_broker
 
@@ -55,3 +56,33 @@ async def test_a_send_kafka_never_confirms_answers_504_not_503(
         assert "may still be sent" in answer.json()["detail"]
         assert waited < 30  # bounded, never a hang
         await asyncio.sleep(0)
+
+
+async def test_an_ingress_cut_off_from_kafka_refuses_managed_keys_until_it_is_back(
+    stalled: tuple[Stack, int],
+) -> None:
+    """It could have missed a revocation: managed keys get 503 once its view is no longer
+    confirmed current; bootstrap keys, which need no configuration, keep reading."""
+    stack, broker_pid = stalled
+    async with stack.admin() as admin:
+        made = await admin.post(
+            "/v1/admin/api-keys", json={"name": "cut off", "role": "sms", "use_case_ids": None}
+        )
+    assert made.status_code == 201, made.text
+    async with stack.client(made.json()["key"]) as managed, stack.client() as bootstrap:
+        assert (await managed.get("/v1/sms/")).status_code == 200
+
+        async def managed_answers(status: int) -> bool:
+            return (await managed.get("/v1/sms/")).status_code == status
+
+        os.kill(broker_pid, signal.SIGSTOP)
+        try:
+            await wait_until_async(lambda: managed_answers(503), 15.0, "managed keys refused")
+            refused = await managed.get("/v1/sms/")
+            assert (
+                refused.json()["code"] == "service_unavailable" and "Retry-After" in refused.headers
+            )
+            assert (await bootstrap.get("/v1/sms/")).status_code == 200
+        finally:
+            os.kill(broker_pid, signal.SIGCONT)
+        await wait_until_async(lambda: managed_answers(200), 30.0, "managed keys accepted again")

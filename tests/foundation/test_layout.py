@@ -61,6 +61,29 @@ def test_docker_compose_keeps_state_and_publishes_metrics() -> None:
     assert f"{port}:{port}" in services["worker"]["ports"]
 
 
+def test_docker_compose_has_no_default_secret() -> None:
+    """Every secret comes from the operator: ``${VAR:?message}``, never ``${VAR:-default}``."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    ingress = services["ingress"]["environment"]
+    for variable in ("SMSLANE_API_KEYS", "SMSLANE_ADMIN_API_KEYS"):
+        assert ingress[variable].startswith(f"${{{variable}:?set {variable} "), variable
+        # Only the ingress checks API keys: no other process is given them.
+        assert all(variable not in services[n]["environment"] for n in ("worker", "sink"))
+    for name in ("sink", "ingress"):
+        url = services[name]["environment"]["SMSLANE_DATABASE_URL"]
+        assert "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD " in url, name
+    # The worker never uses the store (nor does the simulator): no database password there.
+    assert all("SMSLANE_DATABASE_URL" not in services[n]["environment"] for n in ("worker",))
+    for name in ("worker", "ingress"):
+        assert services[name]["environment"]["SMSLANE_SECRET_KEYS"].startswith(
+            "${SMSLANE_SECRET_KEYS:?set "
+        )
+    password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert password.startswith("${POSTGRES_PASSWORD:?set ")
+    assert ":-" not in (ROOT / "docker-compose.yml").read_text()
+
+
 def test_help_explains_every_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "smslane.cli", "--help"], capture_output=True, text=True, timeout=60

@@ -8,6 +8,7 @@ integration tests run the same routes against real processes.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ class FakeBridge:
         self.config = ConfigView(self.secrets)
         self.config.caught_up.set()
         self.config.problem = None
+        self.config.confirmed_at = time.monotonic() + 3600  # current for the whole test
         self.connected = True
         self.replies_topic = "sms.send-replies"
         self.reply: Callable[[SendRequest], SendReply] = created
@@ -99,7 +101,8 @@ class FakeBridge:
 
 
 class FakeStore:
-    """What the routes use of ``Store``: records by id; the cursor ``"bogus"`` is invalid."""
+    """What the routes use of ``Store``: records by id, listed within ``use_case_ids`` (an
+    API key's scope); the cursor ``"bogus"`` is invalid."""
 
     def __init__(self) -> None:
         self.records: dict[uuid.UUID, SmsRecord] = {}
@@ -113,7 +116,13 @@ class FakeStore:
         self.listed.append(filters)
         if filters.get("cursor") == "bogus":
             raise InvalidCursor()
-        items = sorted(self.records.values(), key=lambda r: r.created_at, reverse=True)
+        scope, one = filters.get("use_case_ids"), filters.get("use_case_id")
+        items = [
+            r
+            for r in self.records.values()
+            if (scope is None or r.use_case_id in scope) and one in (None, r.use_case_id)
+        ]
+        items.sort(key=lambda r: r.created_at, reverse=True)
         return items[: filters["limit"]], None
 
     async def ping(self) -> None:

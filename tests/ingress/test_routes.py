@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from twilio.request_validator import RequestValidator
 
 from schemas.events import ErrorBody, SendReply, SendRequest
+from schemas.settings import Settings
 from tests.ingress.conftest import BASE_URL, FakeBridge, FakeStore, client_for
 
 ACCOUNT_SID = "AC" + "7" * 32
@@ -38,13 +39,15 @@ async def test_healthz_answers_without_kafka(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_names_what_does_not_answer(
-    client: httpx.AsyncClient, bridge: FakeBridge, store: FakeStore
+    client: httpx.AsyncClient, bridge: FakeBridge, store: FakeStore, settings: Settings
 ) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
     bridge.connected, store.healthy = False, False
     answer = await client.get("/readyz")
     assert_error(answer, 503, "not_ready")
-    assert "Kafka at" in answer.json()["detail"] and "store" in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    assert "Kafka" in detail and "store" in detail
+    assert settings.kafka_bootstrap_servers not in detail  # public: no internal address
 
 
 async def test_sms_routes_need_a_key(app: FastAPI) -> None:

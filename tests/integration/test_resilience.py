@@ -268,6 +268,9 @@ async def test_kafka_down_gives_503_not_a_hang(tmp_path: Path) -> None:
             started = time.monotonic()
             ready = await http.get("/readyz")
             assert ready.status_code == 503 and "Kafka" in ready.json()["detail"]
+            # /readyz is public: it names what does not answer, never where it is.
+            assert env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"] not in ready.text
+            assert str(tmp_path) not in ready.text
             answer = await http.post(
                 "/v1/sms/",
                 headers={"Authorization": f"Bearer {API_KEY}"},

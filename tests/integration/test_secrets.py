@@ -1,9 +1,10 @@
-"""No Twilio auth token in clear at rest: topics, the worker's tables, the SQL store; rotation.
+"""No Twilio auth token or API key in clear at rest: topics, the worker's tables, the SQL
+store, the logs; rotation.
 
 A real stack (RocksDB tables, PostgreSQL store) is given a subaccount through the admin API
-and sends a message with it; then every topic of the stack (every partition, from offset 0),
-every file under the data directory and every row of the database are searched for the
-token's bytes.
+and sends a message with it, and an API key is made and used; then every topic of the stack
+(every partition, from offset 0), every file under the data directory and every row of the
+database are searched for the token's and the key's bytes.
 """
 
 from __future__ import annotations
@@ -117,7 +118,21 @@ def sealed_of(value: bytes) -> SealedSubaccount:
     return entity
 
 
-async def test_no_auth_token_at_rest_anywhere(stack: Stack, pg_url: str) -> None:
+async def make_api_key(stack: Stack, use_case_id: str) -> tuple[bytes, str]:
+    """A key made through the admin API and used once: its secret part, and its id."""
+    async with stack.admin() as admin:
+        made = await admin.post(
+            "/v1/admin/api-keys",
+            json={"name": "at rest", "role": "sms", "use_case_ids": [use_case_id]},
+        )
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    async with stack.client(key) as client:
+        assert (await client.get("/v1/sms/")).status_code == 200  # read from the config topic
+    return key.removeprefix("sl_sms_").encode(), made.json()["id"]
+
+
+async def test_no_secret_at_rest_anywhere(stack: Stack, pg_url: str) -> None:
     async with stack.admin() as admin, stack.client() as client:
         use_case = await create_use_case(admin)  # puts ACCOUNT_SID with AUTH_TOKEN
         put = await admin.put(
@@ -136,8 +151,13 @@ async def test_no_auth_token_at_rest_anywhere(stack: Stack, pg_url: str) -> None
             assert time.monotonic() < deadline, got.text
             await asyncio.sleep(0.3)
 
+    api_key, api_key_id = await make_api_key(stack, use_case["id"])
+    secrets = (*TOKENS, api_key)
+
     # The place the tokens are: sealed on the config topic, opened by OLD.
-    live = live_subaccounts(await config_records(stack))
+    config = await config_records(stack)
+    assert any(k == f"api_key:{api_key_id}".encode() for k, _ in config)  # its hash is there
+    live = live_subaccounts(config)
     box = SecretBox([OLD])
     opened = {sealed_of(v).account_sid: box.open(sealed_of(v).sealed_auth_token or "")
               for v in live.values()}  # fmt: skip
@@ -145,15 +165,15 @@ async def test_no_auth_token_at_rest_anywhere(stack: Stack, pg_url: str) -> None
 
     found = await topic_bytes(stack)
     assert Topics.CONFIG.name(stack.prefix) in found and Topics.STATUS.name(stack.prefix) in found
-    leaks = [t for t, values in found.items() if any(n in v for v in values for n in TOKENS)]
+    leaks = [t for t, values in found.items() if any(n in v for v in values for n in secrets)]
     assert leaks == []
     rows = await database_text(pg_url)
     assert any(record_id in text for text in rows.values())  # the store has the record
-    assert [t for t, text in rows.items() if AUTH_TOKEN in text or OTHER_TOKEN in text] == []
+    assert [t for t, text in rows.items() if any(n.decode() in text for n in secrets)] == []
     data_dir = stack.root / "var"
     assert any(p.suffix == ".sst" or p.name.startswith("MANIFEST") for p in data_dir.rglob("*"))
-    assert files_holding(data_dir, TOKENS) == []
-    assert files_holding(stack.root / "logs", TOKENS) == []
+    assert files_holding(data_dir, secrets) == []
+    assert files_holding(stack.root / "logs", secrets) == []
 
 
 def run_rotate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

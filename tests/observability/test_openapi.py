@@ -13,7 +13,7 @@ from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
 
-#: The contract's routes (``sms-api.md`` and the admin table of ``contract.md``).
+#: The contract's routes (``sms-api.md`` and the admin tables of ``contract.md``).
 CONTRACT_ROUTES = {
     ("post", "/v1/sms/"),
     ("get", "/v1/sms/{}"),
@@ -29,6 +29,9 @@ CONTRACT_ROUTES = {
     ("delete", "/v1/admin/sms-use-cases/{}/phone-numbers/{}"),
     ("put", "/v1/admin/sms-use-cases/{}/opt-outs/{}"),
     ("delete", "/v1/admin/sms-use-cases/{}/opt-outs/{}"),
+    ("post", "/v1/admin/api-keys"),
+    ("get", "/v1/admin/api-keys"),
+    ("delete", "/v1/admin/api-keys/{}"),
 }
 #: The contract's table for ``POST /v1/sms/``, plus the answers every route may give.
 SEND_ERRORS = {

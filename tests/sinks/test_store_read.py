@@ -211,3 +211,18 @@ async def test_a_cursor_is_opaque_urlsafe_and_round_trips(store: Store) -> None:
     assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     last = newest_first([e.record() for e in events])[0]
     assert cursor == encode_cursor(last.created_at, last.id)
+
+
+async def test_list_keeps_only_the_use_cases_of_a_scope(store: Store) -> None:
+    mine, theirs, other = uuid4(), uuid4(), uuid4()
+    events = [make_event(use_case_id=u) for u in (mine, theirs, other, mine)]
+    await store.upsert_records(events)
+
+    scoped = await page_through(store, 1, use_case_ids=frozenset({mine, theirs}))
+    assert sorted(map(str, ids(scoped))) == sorted(str(e.id) for e in events[:2] + events[3:])
+    inside, _ = await store.list_records(use_case_id=mine, use_case_ids={mine, theirs})
+    assert {r.use_case_id for r in inside} == {mine} and len(inside) == 2
+    outside, _ = await store.list_records(use_case_id=other, use_case_ids={mine})
+    assert outside == []
+    nothing, _ = await store.list_records(use_case_ids=frozenset())
+    assert nothing == []
