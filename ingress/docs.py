@@ -29,7 +29,8 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
 BEARER = {
     "type": "http",
     "scheme": "bearer",
-    "description": "An API key (`SMSLANE_API_KEYS`) on /v1/sms*, an admin key on /v1/admin/*.",
+    "description": "An SMS API key on /v1/sms*, an admin key on /v1/admin/* (an admin key "
+    "works on /v1/sms* too).",
 }
 
 
