@@ -4,7 +4,9 @@ Each route states in its decorator what is particular to it: its success example
 (:func:`answers`), its request body example (:func:`body_example`) and the errors it can
 answer (:func:`error_responses`). :func:`complete_openapi` then applies what holds for every
 route alike: one ``Error`` schema on every error answer, our 422 instead of FastAPI's, 503
-while Kafka is not connected on every write, 413 wherever a body is read.
+while Kafka is not connected on every write, 413 wherever a body is read, and the bearer key
+wherever a 401 can answer. ``tests/ingress/test_schemathesis.py`` checks the result against
+the app.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from schemas.errors import (
 )
 
 ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
+#: The ``Authorization: Bearer <key>`` of every route that can answer 401.
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An SMS API key on /v1/sms*, an admin key on /v1/admin/* (an admin key "
+    "works on /v1/sms* too).",
+}
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,8 @@ def _complete_operation(method: str, path: str, op: dict[str, Any]) -> None:
         _add_error(responses, "503", KAFKA_DOWN)
     if "requestBody" in op:
         _add_error(responses, "413", TOO_LARGE)
+    if "401" in responses:
+        op.setdefault("security", [{"bearer": []}])
     for status_text, response in responses.items():
         if status_text.isdigit() and int(status_text) >= 400:
             content = response.setdefault("content", {}).setdefault("application/json", {})
@@ -181,7 +192,8 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     FastAPI's generic 422 (``HTTPValidationError``) becomes ours: the error handler answers
     ``invalid_request`` with a sentence, never the list of pydantic errors.
     """
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = BEARER
+    components = schema["components"].setdefault("schemas", {})
     components["Error"] = {
         "title": "Error",
         "type": "object",

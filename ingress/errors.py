@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,54 @@ def error_response(
     status: int, detail: str, code: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+#: What FastAPI answers 400 with when it cannot read the body: it is not UTF-8 text.
+_UNREADABLE_BODY = (
+    "Invalid request: the body must be JSON in UTF-8 (send Content-Type: application/json)."
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    """``/v1/sms/{sms_id}`` as a pattern of the paths it stands for."""
+    fixed_parts = re.split(r"\{[^/{}]+\}", path)
+    return re.compile("[^/]+".join(re.escape(part) for part in fixed_parts))
+
+
+def allowed_methods(request: Request, fallback: str) -> str:
+    """The ``Allow`` of a 405: every method the document gives this path, not only the first
+    route's (Starlette's router stops at the first route whose path matches: ``POST
+    /v1/sms/``, although ``GET /v1/sms/`` exists too). ``fallback`` for an undocumented path.
+    """
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    path = request.url.path
+    methods = {
+        method.upper()
+        for template, operations in paths.items()
+        if _template(template).fullmatch(path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods)) or fallback
+
+
+def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The ``{"detail", "code"}`` answer of a framework error (no route, wrong method...).
+
+    FastAPI's 400 (a body it cannot decode as UTF-8) becomes the contract's 422
+    ``invalid_request``, like any other body that is not the JSON the route takes.
+    """
+    if exc.status_code == 400:
+        return error_response(422, _UNREADABLE_BODY, "invalid_request")
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}."
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request, headers.get("allow", ""))
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}."
+    return error_response(exc.status_code, detail, code, headers)
 
 
 def describe_validation(errors: list[Any]) -> str:
@@ -62,11 +112,7 @@ def register_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"No route matches {request.method} {request.url.path}."
-        return error_response(exc.status_code, detail, code, dict(exc.headers or {}))
+        return http_error_response(request, exc)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

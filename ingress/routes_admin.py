@@ -14,13 +14,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from feeds.config import ConfigView
 from ingress import examples
 from ingress.bridge import KafkaBridge
 from ingress.deps import BridgeDep, ConfigDep, require_admin_key
 from ingress.docs import answers, body_example, error_responses
+from ingress.params import Region
 from schemas.config import (
     A2pCampaignStatus,
     Brand,
@@ -39,7 +40,6 @@ router = APIRouter(
     prefix="/v1/admin", tags=["Configuration (admin)"], dependencies=[Depends(require_admin_key)]
 )
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-_REGION = re.compile(r"^[A-Z]{2}$")
 
 
 class SubaccountBody(BaseModel):
@@ -54,14 +54,6 @@ class BrandBody(BaseModel):
     status: BrandStatus
 
 
-def _regions(value: list[str]) -> list[str]:
-    upper = [v.upper() for v in value]
-    bad = [v for v in upper if not _REGION.match(v)]
-    if bad:
-        raise ValueError(f"not ISO 3166 alpha-2 codes: {', '.join(bad)}")
-    return upper
-
-
 class UseCaseBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(min_length=1, max_length=256)
@@ -69,10 +61,8 @@ class UseCaseBody(BaseModel):
     messaging_service_sid: str = Field(min_length=1, max_length=64)
     brand_id: str = Field(min_length=1, max_length=128)
     a2p_campaign_status: A2pCampaignStatus
-    permitted_regions: list[str]
-    active: bool
-
-    _check_regions = field_validator("permitted_regions")(_regions)
+    permitted_regions: list[Region]
+    active: StrictBool
 
 
 class UseCasePatch(BaseModel):
@@ -82,13 +72,8 @@ class UseCasePatch(BaseModel):
     messaging_service_sid: str | None = Field(None, min_length=1, max_length=64)
     brand_id: str | None = Field(None, min_length=1, max_length=128)
     a2p_campaign_status: A2pCampaignStatus | None = None
-    permitted_regions: list[str] | None = None
-    active: bool | None = None
-
-    @field_validator("permitted_regions")
-    @classmethod
-    def _check_regions(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else _regions(value)
+    permitted_regions: list[Region] | None = None
+    active: StrictBool | None = None
 
 
 class NumberBody(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingress import examples
 from ingress.deps import ApiKeyDep, BridgeDep, RecentDep, StoreDep
 from ingress.docs import answers, body_example, error_responses
+from ingress.params import CursorQuery, Timestamp
 from schemas.errors import (
     ERRORS_BY_CODE,
     SEND_ERRORS,
@@ -144,10 +145,10 @@ async def list_sms(
     use_case_id: uuid.UUID | None = None,
     status: SmsStatus | None = None,
     to_number: Annotated[str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: str | None = None,
+    cursor: CursorQuery = None,
 ) -> Any:
     """Newest first; follow ``next_cursor`` for the next page. A key with use cases lists
     only theirs (a ``use_case_id`` outside them lists nothing)."""
