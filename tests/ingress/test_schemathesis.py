@@ -34,6 +34,19 @@ from tests.ingress.conftest import ADMIN_KEY, API_KEY, FakeBridge
 MAX_EXAMPLES = 15
 SEED = 18
 
+#: The one relaxation: a key's ``use_case_ids`` must name use cases that exist (422
+#: otherwise, as ``docs/api.md`` says), which no schema can express. Every other check,
+#: and this check on every other route, stays as schemathesis has it.
+SCOPE_NAMES_EXISTING_USE_CASES = {
+    "include-path": "/v1/admin/api-keys",
+    "include-method": "POST",
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+        }
+    },
+}
+
 
 @contextlib.asynccontextmanager
 async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +80,7 @@ def failures_of(app: FastAPI, key: str) -> dict[str, str]:
             "headers": {"Authorization": f"Bearer {key}"},
             "generation": {"max-examples": MAX_EXAMPLES},
             "checks": {"enabled": True},
+            "operations": [SCOPE_NAMES_EXISTING_USE_CASES],
         }
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
