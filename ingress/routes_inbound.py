@@ -34,6 +34,7 @@ from ingress.docs import (
 from ingress.inbound import InboundPlan, missing_fields, plan_inbound
 from ingress.webhook_auth import verified_form
 from schemas.errors import InvalidRequest
+from schemas.settings import INBOUND_WEBHOOK_PATH
 from store import InboundQuery, InvalidCursor
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def _no_reply() -> Response:
 
 
 @router.post(
-    "/v1/webhook/twilio/sms-inbound",
+    INBOUND_WEBHOOK_PATH,
     tags=["Webhooks"],
     summary="Twilio incoming message",
     response_class=Response,

@@ -28,6 +28,8 @@ def _split_commas(value: Any) -> Any:
 #: webhook could not store (503) up to 3 times. The request Twilio makes carries no fragment,
 #: but its signature may be computed over the URL with it; the webhook accepts both.
 STATUS_CALLBACK_FRAGMENT = "rc=3&rp=all"
+#: Where Twilio sends incoming messages (a number's or Messaging Service's webhook).
+INBOUND_WEBHOOK_PATH = "/v1/webhook/twilio/sms-inbound"
 
 
 class Settings(BaseSettings):
@@ -230,6 +232,12 @@ class Settings(BaseSettings):
     def status_callback_url(self) -> str:
         """The status webhook's URL, as the ingress serves it (no fragment)."""
         return f"{self.public_base_url}/v1/webhook/twilio/sms-status"
+
+    @property
+    def inbound_webhook_url(self) -> str:
+        """The incoming-message webhook's URL, to configure at Twilio on the Messaging
+        Services (or numbers) of every use case."""
+        return f"{self.public_base_url}{INBOUND_WEBHOOK_PATH}"
 
     @property
     def status_callback_with_overrides(self) -> str:
