@@ -8,7 +8,8 @@ not). Twilio's ``OptOutType`` field (sent with Advanced Opt-Out) counts as well:
   ``keyword``); an opt-out it already has from that source is kept as it is (its
   ``created_at`` too), so a webhook Twilio retries changes nothing.
 - Opt-in: the sender's opt-outs of source ``keyword`` or ``twilio_21610`` on those use cases
-  are removed; ``admin`` ones stay until the admin API removes them.
+  are removed (deleted by key, whether this view holds them or not); ``admin`` ones stay
+  until the admin API removes them.
 - ``HELP``, ``INFO`` and everything else change nothing.
 """
 
@@ -85,14 +86,14 @@ def opt_out_changes(
         return OptOutChanges()
     changes = OptOutChanges()
     for use_case in use_cases:
-        held = existing(use_case.id, from_number)
         if keyword.action is KeywordAction.OPT_OUT:
-            if OptOutSource.KEYWORD not in held:
+            if OptOutSource.KEYWORD not in existing(use_case.id, from_number):
                 changes.put.append(_keyword_opt_out(use_case.id, from_number, keyword, now))
             continue
+        # Every key, held here or not: a 21610 opt-out the worker wrote a moment ago may not
+        # be in this view yet, and the tombstone lands after it on the one-partition topic.
         for source in CLEARED_BY_OPT_IN:
-            if source in held:
-                changes.delete.append(opt_out_key(use_case.id, from_number, source))
+            changes.delete.append(opt_out_key(use_case.id, from_number, source))
     return changes
 
 

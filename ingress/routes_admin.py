@@ -315,8 +315,7 @@ async def delete_opt_out(
     opt-out stays until this call removes it; an opt-in keyword removes the others too)."""
     use_case = _use_case(config, use_case_id)
     number = _e164(phone_number)
-    # None held: still the tombstone of the admin key (a delete this view has not seen yet).
-    sources = list(config.number_opt_outs(use_case.id, number)) or [OptOutSource.ADMIN]
-    for source in sources:
+    # Every source's key, held in this view or not (one the worker wrote a moment ago).
+    for source in OptOutSource:
         await bridge.delete_config(opt_out_key(use_case.id, number, source))
     return Response(status_code=204)

@@ -234,12 +234,6 @@ class Settings(BaseSettings):
         return f"{self.public_base_url}/v1/webhook/twilio/sms-status"
 
     @property
-    def inbound_webhook_url(self) -> str:
-        """The incoming-message webhook's URL, to configure at Twilio on the Messaging
-        Services (or numbers) of every use case."""
-        return f"{self.public_base_url}{INBOUND_WEBHOOK_PATH}"
-
-    @property
     def status_callback_with_overrides(self) -> str:
         """The StatusCallback given to Twilio for every message: :attr:`status_callback_url`
         with the connection-override fragment :data:`STATUS_CALLBACK_FRAGMENT`."""

@@ -152,3 +152,24 @@ async def test_the_listing_is_scoped_to_the_callers_use_cases(
 async def test_the_listing_needs_a_key(app: FastAPI) -> None:
     async with client_for(app, key=None) as anonymous:
         assert_error(await anonymous.get("/v1/sms/inbound/"), 401, "unauthorized")
+
+
+async def test_the_opt_out_list_shows_each_source_and_delete_removes_them_all(
+    app: FastAPI, admin: httpx.AsyncClient, use_cases: list[str]
+) -> None:
+    listing = f"/v1/admin/sms-use-cases/{use_cases[0]}/opt-outs"
+    put = await admin.put(f"{listing}/{PERSON}")
+    assert put.status_code == 200 and put.json()["source"] == "admin"
+    await post(app, form("Unsubscribe"))
+    items = (await admin.get(listing)).json()["items"]
+    assert [(i["phone_number"], i["source"], i["keyword"]) for i in items] == [
+        (PERSON, "admin", None),
+        (PERSON, "keyword", "UNSUBSCRIBE"),
+    ]
+    assert all(set(i) == {"phone_number", "source", "keyword", "created_at"} for i in items)
+    await post(app, form("start"))
+    assert [i["source"] for i in (await admin.get(listing)).json()["items"]] == ["admin"]
+    assert (await admin.delete(f"{listing}/{PERSON}")).status_code == 204
+    assert (await admin.get(listing)).json() == {"items": []}
+    missing = await admin.get(f"/v1/admin/sms-use-cases/{uuid.uuid4()}/opt-outs")
+    assert_error(missing, 404, "use_case_not_found")

@@ -80,14 +80,18 @@ def test_opt_out_keeps_an_existing_keyword_opt_out_and_adds_beside_others() -> N
     assert [o.use_case_id for o in changes.put] == [other.id]
 
 
-def test_opt_in_clears_keyword_and_21610_opt_outs_but_not_the_admins() -> None:
-    case = use_case()
-    held = {source: opt_out(case, source) for source in OptOutSource}
-    changes = opt_out_changes(match_keyword("START"), PERSON, [case], lambda *_: held, NOW)
+@pytest.mark.parametrize("held_sources", [set(OptOutSource), set()], ids=["held", "not seen"])
+def test_opt_in_clears_keyword_and_21610_opt_outs_but_not_the_admins(
+    held_sources: set[OptOutSource],
+) -> None:
+    cases = [use_case(), use_case()]
+    held = {source: opt_out(cases[0], source) for source in held_sources}
+    changes = opt_out_changes(match_keyword("START"), PERSON, cases, lambda *_: held, NOW)
     assert changes.put == []
     assert changes.delete == [
-        opt_out_key(case.id, PERSON, OptOutSource.KEYWORD),
-        opt_out_key(case.id, PERSON, OptOutSource.TWILIO_21610),
+        opt_out_key(case.id, PERSON, source)
+        for case in cases
+        for source in (OptOutSource.KEYWORD, OptOutSource.TWILIO_21610)
     ]
 
 
