@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -140,22 +141,28 @@ async def run_sink(
 def _start_inbound(
     settings: Settings, store: Store, stop: asyncio.Event, backoff: Backoff
 ) -> asyncio.Task[None]:
-    """``sms.inbound`` into the same store, in its own consumer group (``sinks.inbound``)."""
+    """``sms.inbound`` into the same store, in its own consumer group (``sinks.inbound``).
+    If it fails, the whole sink stops (``stop``) and :func:`run_sink` raises its error."""
     from sinks.inbound import InboundSink  # it builds on this module
 
     sink = InboundSink(settings, store, stop, backoff)
-    return asyncio.create_task(sink.run(), name="sink-inbound")
+    task = asyncio.create_task(sink.run(), name="sink-inbound")
+    task.add_done_callback(functools.partial(_inbound_ended, stop))
+    return task
+
+
+def _inbound_ended(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("sink: the inbound sink failed (%r); stopping the sink", task.exception())
+        stop.set()
 
 
 async def _stop_inbound(task: asyncio.Task[None]) -> None:
-    """Stop the inbound sink with the status sink (what it has not committed comes again)."""
+    """Stop the inbound sink with the status sink (what it has not committed comes again);
+    raises what made it fail, if it did."""
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
-    except Exception:
-        log.exception("sink: the inbound sink failed")
 
 
 async def _ensure_topics(settings: Settings) -> None:
