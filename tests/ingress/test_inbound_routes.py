@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 from ingress.auth import Caller
 from ingress.deps import require_api_key
 from schemas.config import OptOut, OptOutSource
+from schemas.errors import ServiceUnavailable
 from tests.ingress.conftest import BASE_URL, FakeBridge, FakeStore, client_for
 from tests.ingress.test_routes import ACCOUNT_SID, AUTH_TOKEN, assert_error
 
@@ -173,3 +174,21 @@ async def test_the_opt_out_list_shows_each_source_and_delete_removes_them_all(
     assert (await admin.get(listing)).json() == {"items": []}
     missing = await admin.get(f"/v1/admin/sms-use-cases/{uuid.uuid4()}/opt-outs")
     assert_error(missing, 404, "use_case_not_found")
+
+
+async def test_an_unconfirmed_write_is_a_503_and_the_retry_repeats_nothing(
+    app: FastAPI, bridge: FakeBridge, use_cases: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unconfirmed(message: object) -> None:
+        raise ServiceUnavailable("Kafka did not acknowledge the write in time; retry later.")
+
+    params = form("STOP")
+    with monkeypatch.context() as patched:
+        patched.setattr(bridge, "publish_inbound", unconfirmed)
+        assert_error(await post(app, params), 503, "service_unavailable")
+    assert bridge.inbound == []
+    assert len(keyword_opt_outs(bridge, use_cases[0])) == 1  # written before the message
+    offset = bridge.config.applied_offset
+    assert (await post(app, params)).status_code == 200  # Twilio's retry
+    assert bridge.config.applied_offset == offset
+    assert [m.message_sid for m in bridge.inbound] == [params["MessageSid"]]
