@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from smslane.processes import wait_until_async
 from tests.factories import create_use_case, unique_number
 from tests.harness import Stack, start_local_broker
 
@@ -55,3 +56,30 @@ async def test_a_send_kafka_never_confirms_answers_504_not_503(
         assert "may still be sent" in answer.json()["detail"]
         assert waited < 30  # bounded, never a hang
         await asyncio.sleep(0)
+
+
+async def test_an_inbound_message_kafka_does_not_confirm_answers_503_then_its_retry_lands(
+    stalled: tuple[Stack, int],
+) -> None:
+    """Twilio retries a webhook answered 503: the retry is stored, once."""
+    from tests.integration.test_inbound import inbound_form, listed, post_signed
+
+    stack, broker_pid = stalled
+    async with stack.admin() as admin:
+        await create_use_case(admin)
+    person = unique_number()
+    form = inbound_form(person, "Running late")
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        answer = await post_signed(stack, form)
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["code"] == "service_unavailable"
+
+    async def retry() -> bool:  # as Twilio does, until the broker confirms again
+        return (await post_signed(stack, form)).status_code == 200
+
+    await wait_until_async(retry, 30, "the retried webhook to be stored", interval_s=0.5)
+    (item,) = await listed(stack, 1, from_number=person)
+    assert item["message_sid"] == form["MessageSid"]
