@@ -34,9 +34,14 @@ CLEARED_BY_OPT_IN = (OptOutSource.KEYWORD, OptOutSource.TWILIO_21610)
 _OPT_OUT_TYPES = {"STOP": KeywordAction.OPT_OUT, "START": KeywordAction.OPT_IN}
 
 
+#: The longest keyword kept (a custom one Twilio matched may be long; the rest is dropped).
+MAX_KEYWORD_CHARS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Keyword:
-    """A matched keyword: the word as texted (upper case) and what it does."""
+    """A matched keyword: the word as texted (upper case, at most
+    :data:`MAX_KEYWORD_CHARS`) and what it does."""
 
     word: str
     action: KeywordAction
@@ -49,7 +54,8 @@ def match_keyword(body: str, opt_out_type: str | None = None) -> Keyword | None:
     word = body.strip().upper()
     by_twilio = _OPT_OUT_TYPES.get((opt_out_type or "").strip().upper())
     if by_twilio is not None:
-        return Keyword(word or (opt_out_type or "").strip().upper(), by_twilio)
+        word = word or (opt_out_type or "").strip().upper()
+        return Keyword(word[:MAX_KEYWORD_CHARS], by_twilio)
     if word in OPT_OUT_KEYWORDS:
         return Keyword(word, KeywordAction.OPT_OUT)
     if word in OPT_IN_KEYWORDS:

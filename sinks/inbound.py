@@ -2,9 +2,10 @@
 
 The same rules as ``sinks.runner``: a batch is written in one transaction and only then are
 its offsets committed; while the store refuses the batch it is held and retried with the
-same backoff (partitions paused); a value that is not an :class:`InboundMessage` is logged
-and skipped. Inserts are idempotent by the message's ``id``, so a redelivered batch or a
-webhook Twilio retried adds nothing. Its consumer group is the sink's with ``-inbound``.
+same backoff (partitions paused); a value that is not an :class:`InboundMessage`, and a
+message the database refuses for its own values, are logged and skipped. Inserts are
+idempotent by the message's ``id``, so a redelivered batch or a webhook Twilio retried adds
+nothing. Its consumer group is the sink's with ``-inbound``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
@@ -29,7 +30,7 @@ from sinks.runner import (
     sink_group,
 )
 from store import Store
-from store.errors import StoreUnavailable
+from store.errors import StoreUnavailable, is_row_error
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class InboundSink:
         while True:
             attempt += 1
             try:
-                await self.store.insert_inbound(messages)
+                await self.insert_or_skip_bad_rows(messages)
             except (StoreUnavailable, SQLAlchemyError) as exc:
                 delay = self.backoff.delay(attempt)
                 _log_held(exc, len(messages), attempt, delay)
@@ -102,3 +103,28 @@ class InboundSink:
             if attempt > 1:
                 self.consumer.resume(*self.consumer.assignment())
             return True
+
+    async def insert_or_skip_bad_rows(self, messages: list[InboundMessage]) -> None:
+        """Insert the batch; if the database refuses it for its data (``is_row_error``),
+        insert one by one and skip, logged, only the messages it refuses. Any other refusal
+        is raised: the batch is held."""
+        try:
+            await self.store.insert_inbound(messages)
+            return
+        except SQLAlchemyError as exc:
+            if not is_row_error(exc):
+                raise
+            # The driver's message only: SQLAlchemy's lists every row's values (the bodies).
+            reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            log.error("sink: inbound batch of %d refused (%s); one by one", len(messages), reason)
+        for message in messages:
+            try:
+                await self.store.insert_inbound([message])
+            except SQLAlchemyError as exc:
+                if not is_row_error(exc):
+                    raise
+                log.error(
+                    "sink: skipping inbound message %s the store refuses: %s",
+                    message.message_sid, type(exc).__name__,
+                    extra={"message_sid": message.message_sid},
+                )  # fmt: skip

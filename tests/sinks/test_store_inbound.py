@@ -73,13 +73,17 @@ async def test_the_sink_stores_sms_inbound_once_and_skips_what_is_not_a_message(
     topic = Topics.INBOUND.name(sink.prefix)
     await create_topic(sink.bootstrap, topic, 2)
     messages = [message(n, use_case_id=uuid.uuid4()) for n in range(20)]
+    # PostgreSQL refuses a sender this long (SQLite stores it): skipped, not a held batch.
+    too_long = message(99, person="+1" + "5" * 80)
     encoded = [(m.from_number.encode(), Topics.INBOUND.codec.encode(m)) for m in messages]
-    await produce(sink.bootstrap, topic, [*encoded[:10], (b"x", b"{not json"), *encoded])
+    bad = [(b"x", b"{not json"), (b"y", Topics.INBOUND.codec.encode(too_long))]
+    await produce(sink.bootstrap, topic, [*encoded[:10], *bad, *encoded])
     await sink.start(database_url)
 
     async def stored() -> list[InboundMessage] | None:
         items, _ = await store.list_inbound(InboundQuery(limit=100))
-        return items if len(items) >= len(messages) else None
+        return items if {m.id for m in messages} <= {i.id for i in items} else None
 
     items = await wait_until_async(stored, 30, "the inbound messages in the store")
-    assert items == sorted(messages, key=lambda m: m.received_at, reverse=True)
+    good = [i for i in items if i.id != too_long.id]
+    assert good == sorted(messages, key=lambda m: m.received_at, reverse=True)
