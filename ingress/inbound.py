@@ -35,9 +35,9 @@ class InboundPlan:
     use_cases: list[UseCase]
 
 
-def use_cases_for(config: ConfigView, account_sid: str, service_sid: str | None, to: str) -> list[
-    UseCase
-]:  # fmt: skip
+def use_cases_for(
+    config: ConfigView, account_sid: str, service_sid: str | None, to: str
+) -> list[UseCase]:
     """The use cases an inbound message to ``to`` concerns (see the module's docstring)."""
     if service_sid:
         return config.use_cases_of_service(account_sid, service_sid)
