@@ -38,10 +38,12 @@ from schemas.config import (
     Brand,
     ConfigChange,
     OptOut,
+    OptOutSource,
     SealedSubaccount,
     SenderNumber,
     Subaccount,
     UseCase,
+    parse_opt_out_key,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class ConfigView:
         self.brands: dict[str, Brand] = {}
         self.use_cases: dict[UUID, UseCase] = {}
         self.senders: defaultdict[UUID, dict[str, SenderNumber]] = defaultdict(dict)
-        self.opt_outs: set[tuple[UUID, str]] = set()
+        #: Use case → number → source → opt-out (one number may have one of each source).
+        self.opt_outs: defaultdict[UUID, dict[str, dict[OptOutSource, OptOut]]] = defaultdict(dict)
         self.api_keys = ApiKeyIndex()
         self.applied_offset = -1
         #: ``time.monotonic()`` of the last moment the view held the whole topic (None: never).
@@ -100,7 +103,8 @@ class ConfigView:
             case SenderNumber():
                 self.senders[entity.use_case_id][entity.phone_number] = entity
             case OptOut():
-                self.opt_outs.add((entity.use_case_id, entity.phone_number))
+                numbers = self.opt_outs[entity.use_case_id]
+                numbers.setdefault(entity.phone_number, {})[entity.source] = entity
             case ApiKey():
                 self.api_keys.put(entity)
 
@@ -146,16 +150,14 @@ class ConfigView:
 
     def _delete(self, key: str) -> None:
         kind, _, rest = key.partition(":")
-        if kind in ("sender_number", "opt_out"):
+        if kind == "sender_number":
             use_case, _, number = rest.partition(":")
             try:
-                use_case_id = UUID(use_case)
+                self.senders[UUID(use_case)].pop(number, None)
             except ValueError:
                 return
-            if kind == "sender_number":
-                self.senders[use_case_id].pop(number, None)
-            else:
-                self.opt_outs.discard((use_case_id, number))
+        elif kind == "opt_out":
+            self._delete_opt_out(rest)
         elif kind == "subaccount":
             self.subaccounts.pop(rest, None)
             self.undecryptable.pop(rest, None)
@@ -168,6 +170,17 @@ class ConfigView:
         """Whether, less than ``seconds`` ago, the view held every record the topic had."""
         confirmed = self.confirmed_at
         return confirmed is not None and time.monotonic() - confirmed < seconds
+
+    def _delete_opt_out(self, rest: str) -> None:
+        parsed = parse_opt_out_key(rest)
+        if parsed is None:
+            return
+        use_case_id, number, source = parsed
+        numbers = self.opt_outs.get(use_case_id, {})
+        sources = numbers.get(number, {})
+        sources.pop(source, None)
+        if not sources:
+            numbers.pop(number, None)
 
     async def notify(self) -> None:
         async with self._changed:
@@ -197,7 +210,31 @@ class ConfigView:
         return list(self.senders.get(use_case_id, {}).values())
 
     def opted_out(self, use_case_id: UUID, number: str) -> bool:
-        return (use_case_id, number) in self.opt_outs
+        """Whether ``number`` opted out of ``use_case_id``, by any source."""
+        return bool(self.opt_outs.get(use_case_id, {}).get(number))
+
+    def opt_outs_of(self, use_case_id: UUID) -> list[OptOut]:
+        """Every opt-out of ``use_case_id``, by number then source."""
+        numbers = self.opt_outs.get(use_case_id, {})
+        return [
+            opt_out for number in sorted(numbers) for _, opt_out in sorted(numbers[number].items())
+        ]
+
+    def number_opt_outs(self, use_case_id: UUID, number: str) -> dict[OptOutSource, OptOut]:
+        """The opt-outs of ``number`` from ``use_case_id``, by source (a copy)."""
+        return dict(self.opt_outs.get(use_case_id, {}).get(number, {}))
+
+    def use_cases_of_service(self, account_sid: str, messaging_service_sid: str) -> list[UseCase]:
+        """The use cases (not deleted) sending through this subaccount's Messaging Service,
+        oldest first."""
+        found = [
+            use_case
+            for use_case in self.use_cases.values()
+            if not use_case.deleted
+            and use_case.account_sid == account_sid
+            and use_case.messaging_service_sid == messaging_service_sid
+        ]
+        return sorted(found, key=lambda use_case: (use_case.created_at, str(use_case.id)))
 
 
 class ConfigFeed:

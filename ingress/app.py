@@ -11,7 +11,15 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feeds.topics import ensure_topics
-from ingress import metrics, routes_admin, routes_keys, routes_ops, routes_sms, routes_webhook
+from ingress import (
+    metrics,
+    routes_admin,
+    routes_inbound,
+    routes_keys,
+    routes_ops,
+    routes_sms,
+    routes_webhook,
+)
 from ingress.bridge import KafkaBridge
 from ingress.docs import install_openapi
 from ingress.errors import error_response, register_errors
@@ -125,7 +133,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.bridge = KafkaBridge(settings)
     app.state.recent = RecentRecords()
     register_errors(app)
-    for routes in (routes_sms, routes_webhook, routes_admin, routes_keys, routes_ops):
+    # routes_inbound first: its /v1/sms/inbound/ must not be read as /v1/sms/{sms_id}.
+    for routes in (
+        routes_inbound,
+        routes_sms,
+        routes_webhook,
+        routes_admin,
+        routes_keys,
+        routes_ops,
+    ):
         app.include_router(routes.router)
     app.add_middleware(BodyLimit)
     metrics.install(app)

@@ -23,6 +23,7 @@ from feeds.secret_box import SecretBox
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import GatewayTimeout, ServiceUnavailable
 from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.inbound import InboundMessage
 from schemas.settings import Settings
 from schemas.topics import Topics
 
@@ -44,6 +45,7 @@ class KafkaBridge:
         self.replies_topic = Topics.SEND_REPLIES.name(prefix)
         self.callbacks_topic = Topics.CALLBACKS.name(prefix)
         self.config_topic = Topics.CONFIG.name(prefix)
+        self.inbound_topic = Topics.INBOUND.name(prefix)
         #: Seals the auth tokens the admin API stores (SMSLANE_SECRET_KEYS).
         self.secrets = SecretBox(settings.secret_keys)
         self.config = ConfigView(self.secrets)
@@ -233,6 +235,11 @@ class KafkaBridge:
     async def publish_callback(self, sid: str, callback: RawCallback) -> None:
         """Write a raw callback durably (broker ack) before the webhook answers."""
         await self._send(self.callbacks_topic, sid.encode(), callback.model_dump_json().encode())
+
+    async def publish_inbound(self, message: InboundMessage) -> None:
+        """Write an inbound SMS durably (broker ack), keyed by its sender."""
+        value = Topics.INBOUND.codec.encode(message)
+        await self._send(self.inbound_topic, message.from_number.encode(), value)
 
     async def publish_config(self, entity: ConfigEntity) -> None:
         """Write a config entity and wait until this process's view has applied it."""

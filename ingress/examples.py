@@ -56,6 +56,8 @@ NUMBER = {"use_case_id": RECORD["use_case_id"], **POOL_ENTRY}
 OPT_OUT = {
     "use_case_id": RECORD["use_case_id"],
     "phone_number": "+14155550123",
+    "source": "admin",
+    "keyword": None,
     "created_at": STAMPS["created_at"],
 }
 CALLBACK_FORM = {
@@ -85,3 +87,33 @@ API_KEY = {
 }
 API_KEY_CREATED = {**API_KEY, "key": "sl_sms_" + "x" * 43}
 API_KEYS = {"items": [API_KEY]}
+
+INBOUND_FORM = {
+    "AccountSid": SUBACCOUNT["account_sid"],
+    "MessageSid": "SM" + "7a6b5c4d" * 4,
+    "MessagingServiceSid": USE_CASE_BODY["messaging_service_sid"],
+    "From": "+14155550123",
+    "To": "+14155550100",
+    "Body": "STOP",
+    "OptOutType": "STOP",
+    "NumMedia": "0",
+}
+INBOUND = {
+    "id": "8d2e6f4a-1b3c-4d5e-9f60-7a8b9c0d1e2f",
+    "use_case_id": RECORD["use_case_id"],
+    "message_sid": INBOUND_FORM["MessageSid"],
+    "account_sid": INBOUND_FORM["AccountSid"],
+    "messaging_service_sid": INBOUND_FORM["MessagingServiceSid"],
+    "from_number": INBOUND_FORM["From"],
+    "to_number": INBOUND_FORM["To"],
+    "body": "Running late, see you at 5",
+    "received_at": "2026-11-26T10:05:00.120Z",
+}
+INBOUND_PAGE = {"items": [INBOUND], "next_cursor": None}
+_LISTED_OPT_OUT = {k: v for k, v in OPT_OUT.items() if k != "use_case_id"}
+OPT_OUTS = {
+    "items": [
+        _LISTED_OPT_OUT,
+        {**_LISTED_OPT_OUT, "phone_number": "+14155550124", "source": "keyword", "keyword": "STOP"},
+    ]
+}

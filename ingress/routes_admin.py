@@ -29,10 +29,11 @@ from schemas.config import (
     ConfigEntity,
     NumberType,
     OptOut,
+    OptOutSource,
     SealedSubaccount,
     SenderNumber,
     UseCase,
-    config_key,
+    opt_out_key,
 )
 from schemas.errors import InvalidRequest, UseCaseNotFound
 
@@ -272,6 +273,20 @@ async def put_opt_out(
     return _public(entity)
 
 
+@router.get(
+    "/sms-use-cases/{use_case_id}/opt-outs",
+    summary="List the opt-outs of this use case",
+    responses={**answers(examples.OPT_OUTS, 200), **error_responses(403, UseCaseNotFound)},
+)
+async def list_opt_outs(use_case_id: str, config: ConfigDep) -> Any:
+    """Every number opted out of the use case, once per source (``admin``: this API;
+    ``twilio_21610``: learnt from a send Twilio refused; ``keyword``: the person texted an
+    opt-out keyword), by number."""
+    use_case = _use_case(config, use_case_id)
+    items = [_public(opt_out, "use_case_id") for opt_out in config.opt_outs_of(use_case.id)]
+    return {"items": items}
+
+
 @router.delete(
     "/sms-use-cases/{use_case_id}/opt-outs/{phone_number}",
     status_code=204,
@@ -281,8 +296,11 @@ async def put_opt_out(
 async def delete_opt_out(
     use_case_id: str, phone_number: str, bridge: BridgeDep, config: ConfigDep
 ) -> Response:
+    """Remove the number's opt-outs of this use case, whatever their source (an admin
+    opt-out stays until this call removes it; an opt-in keyword removes the others too)."""
     use_case = _use_case(config, use_case_id)
     number = _e164(phone_number)
-    entity = OptOut(use_case_id=use_case.id, phone_number=number, created_at=_now())
-    await bridge.delete_config(config_key(entity))
+    # Every source's key, held in this view or not (one the worker wrote a moment ago).
+    for source in OptOutSource:
+        await bridge.delete_config(opt_out_key(use_case.id, number, source))
     return Response(status_code=204)

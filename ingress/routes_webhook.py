@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from ingress.deps import BridgeDep, SettingsDep
 from ingress.docs import INVALID_SIGNATURE, TWILIO_CALLBACK_REQUEST, error_responses
-from ingress.errors import error_response
-from ingress.twilio_signature import parse_form, verify
+from ingress.webhook_auth import verified_form
 from schemas.events import RawCallback
 
 log = logging.getLogger(__name__)
@@ -36,26 +35,9 @@ async def twilio_status_callback(
 ) -> Response:
     """Receive a delivery status update from Twilio (form-encoded, signed)."""
     received_at = datetime.now(UTC)
-    params = parse_form(await request.body())
-    if params is None:
-        return error_response(403, "Request signature validation failed.", "invalid_signature")
-    if not bridge.connected:
-        # Without the configuration we cannot tell a bad signature from an unknown
-        # account; 503 makes Twilio retry instead of dropping the callback.
-        return error_response(
-            503, "Not ready to receive callbacks yet; retry shortly.", "service_unavailable"
-        )
-    signature = request.headers.get("x-twilio-signature", "")
-    account = verify(
-        settings,
-        bridge.config,
-        request.url.path,
-        request.url.query,
-        params,
-        signature,
-    )
-    if account is None:
-        return error_response(403, "Request signature validation failed.", "invalid_signature")
+    params = await verified_form(request, settings, bridge)
+    if isinstance(params, Response):
+        return params
     sid = params.get("MessageSid") or params.get("SmsSid")
     if not sid or not (params.get("MessageStatus") or params.get("SmsStatus")):
         log.warning("dropping signed callback without MessageSid/MessageStatus: %s", sorted(params))

@@ -106,10 +106,26 @@ class SenderNumber(_Entity):
     created_at: datetime
 
 
+class OptOutSource(StrEnum):
+    """Who recorded an opt-out. Each source has its own config key, so an admin opt-out and
+    a keyword opt-out of one number coexist and each is removed on its own terms."""
+
+    ADMIN = "admin"
+    """The admin API (``PUT .../opt-outs/{number}``); only the admin API removes it."""
+    TWILIO_21610 = "twilio_21610"
+    """Learnt from Twilio error 21610 on a send; an opt-in keyword removes it."""
+    KEYWORD = "keyword"
+    """The person texted an opt-out keyword; an opt-in keyword removes it."""
+
+
 class OptOut(_Entity):
     kind: Literal["opt_out"] = "opt_out"
     use_case_id: UUID
     phone_number: str
+    #: Records written before sources existed were all the admin API's.
+    source: OptOutSource = OptOutSource.ADMIN
+    #: The keyword texted (``STOP``...), for source ``keyword``.
+    keyword: str | None = None
     created_at: datetime
 
 
@@ -160,7 +176,7 @@ def config_key(
         case SenderNumber():
             return f"sender_number:{entity.use_case_id}:{entity.phone_number}"
         case OptOut():
-            return f"opt_out:{entity.use_case_id}:{entity.phone_number}"
+            return opt_out_key(entity.use_case_id, entity.phone_number, entity.source)
         case ApiKey():
             return api_key_config_key(entity.id)
 
@@ -168,3 +184,24 @@ def config_key(
 def api_key_config_key(key_id: UUID) -> str:
     """The config-topic key of the API key ``key_id`` (its tombstone revokes it)."""
     return f"api_key:{key_id}"
+
+
+def opt_out_key(use_case_id: UUID, phone_number: str, source: OptOutSource) -> str:
+    """``opt_out:{use case}:{number}``, with ``:{source}`` after it unless the source is the
+    admin API (whose records kept the key they had before sources existed)."""
+    key = f"opt_out:{use_case_id}:{phone_number}"
+    return key if source is OptOutSource.ADMIN else f"{key}:{source.value}"
+
+
+def parse_opt_out_key(rest: str) -> tuple[UUID, str, OptOutSource] | None:
+    """The use case, number and source of an opt-out key without its ``opt_out:``; None if
+    it is not one."""
+    parts = rest.split(":")
+    if len(parts) not in (2, 3):
+        return None
+    try:
+        use_case_id = UUID(parts[0])
+        source = OptOutSource(parts[2]) if len(parts) == 3 else OptOutSource.ADMIN
+    except ValueError:
+        return None
+    return use_case_id, parts[1], source

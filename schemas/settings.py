@@ -28,6 +28,8 @@ def _split_commas(value: Any) -> Any:
 #: webhook could not store (503) up to 3 times. The request Twilio makes carries no fragment,
 #: but its signature may be computed over the URL with it; the webhook accepts both.
 STATUS_CALLBACK_FRAGMENT = "rc=3&rp=all"
+#: Where Twilio sends incoming messages (a number's or Messaging Service's webhook).
+INBOUND_WEBHOOK_PATH = "/v1/webhook/twilio/sms-inbound"
 
 
 class Settings(BaseSettings):

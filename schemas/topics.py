@@ -26,6 +26,7 @@ from schemas.events import (
     SendReply,
     SendRequestsValue,
 )
+from schemas.inbound import InboundMessage
 from schemas.records import SmsRecord, SmsStatusEvent
 
 #: How long every version on ``sms.status`` stays before compaction may drop it for a newer
@@ -98,6 +99,9 @@ class Topics:
     LIFECYCLE_CONTROL: ClassVar[TopicSpec] = TopicSpec(
         "sms.lifecycle-control", "message_sid", LifecycleControl, None
     )
+    #: Every inbound SMS (Twilio's incoming-message webhook), keyed by the sender (``From``):
+    #: downstream consumers read it, the sink stores it.
+    INBOUND: ClassVar[TopicSpec] = TopicSpec("sms.inbound", "From", InboundMessage, None)
     #: Read from its start by every process at every start (feeds.config). The name is
     #: historical (it was a Faust GlobalTable's changelog) and kept so deployments keep it.
     CONFIG: ClassVar[TopicSpec] = TopicSpec(

@@ -1,4 +1,5 @@
-"""The sink process: ``sms.status`` → :meth:`Store.upsert_records`, at least once.
+"""The sink process: ``sms.status`` → :meth:`Store.upsert_records`, at least once (and
+``sms.inbound`` → :meth:`Store.insert_inbound` beside it: ``sinks.inbound``).
 
 Each loop takes up to ``batch_size`` records from Kafka, writes them in one transaction and
 only then commits their offsets. A crash anywhere re-delivers from the last commit, and the
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -116,6 +119,7 @@ async def run_sink(
         return
     await _ensure_topics(settings)
     consumer = _status_consumer(settings)
+    inbound = _start_inbound(settings, store, stop, backoff)
     try:
         await consumer.start()
         log.info(
@@ -129,8 +133,36 @@ async def run_sink(
         await _consume(consumer, store, stop, backoff, throughput, batch_size, poll_timeout_ms)
     finally:
         await consumer.stop()
+        await _stop_inbound(inbound)
         await store.close()
         log.info("sink: stopped")
+
+
+def _start_inbound(
+    settings: Settings, store: Store, stop: asyncio.Event, backoff: Backoff
+) -> asyncio.Task[None]:
+    """``sms.inbound`` into the same store, in its own consumer group (``sinks.inbound``).
+    If it fails, the whole sink stops (``stop``) and :func:`run_sink` raises its error."""
+    from sinks.inbound import InboundSink  # it builds on this module
+
+    sink = InboundSink(settings, store, stop, backoff)
+    task = asyncio.create_task(sink.run(), name="sink-inbound")
+    task.add_done_callback(functools.partial(_inbound_ended, stop))
+    return task
+
+
+def _inbound_ended(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("sink: the inbound sink failed (%r); stopping the sink", task.exception())
+        stop.set()
+
+
+async def _stop_inbound(task: asyncio.Task[None]) -> None:
+    """Stop the inbound sink with the status sink (what it has not committed comes again);
+    raises what made it fail, if it did."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _ensure_topics(settings: Settings) -> None:
@@ -149,18 +181,29 @@ async def _ensure_topics(settings: Settings) -> None:
 
 def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer of ``sms.status``, in its group (:func:`sink_group`)."""
-    return AIOKafkaConsumer(
+    return group_consumer(
+        settings,
         Topics.STATUS.name(settings.topic_prefix),
+        sink_group(settings),
+        # One transaction and one offset commit per batch: let the broker gather a batch.
+        fetch_min_bytes=64 * 1024,
+        fetch_max_wait_ms=settings.sink_batch_wait_ms,
+    )
+
+
+def group_consumer(settings: Settings, topic: str, group: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of ``topic`` in ``group`` that commits by hand, from the earliest offset
+    when the group has none."""
+    return AIOKafkaConsumer(
+        topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=sink_group(settings),
-        client_id=sink_group(settings),
+        group_id=group,
+        client_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.kafka_session_timeout_seconds * 1000),
         heartbeat_interval_ms=int(settings.kafka_session_timeout_seconds * 1000 / 3),
-        # One transaction and one offset commit per batch: let the broker gather a batch.
-        fetch_min_bytes=64 * 1024,
-        fetch_max_wait_ms=settings.sink_batch_wait_ms,
+        **options,
     )
 
 

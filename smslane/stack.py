@@ -23,7 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.settings import Settings
+from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from sinks import runner
 from smslane.kafka_local import LocalKafka
 from smslane.processes import Child, free_port, stack_env, wait_until
@@ -72,6 +72,8 @@ class Stack:
         self.http_port, self.sim_port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        #: Where the simulator sends the incoming messages of ``POST /_sim/inbound``.
+        self.inbound_url = f"{self.base_url}{INBOUND_WEBHOOK_PATH}"
         root.mkdir(parents=True, exist_ok=True)
         self.env = stack_env(
             root, bootstrap=bootstrap, prefix=prefix, http_port=self.http_port,
@@ -80,6 +82,7 @@ class Stack:
         )  # fmt: skip
         sim = [
             "twilio-sim", "--port", str(self.sim_port), *sim_args,
+            "--inbound-url", self.inbound_url,
             "--account", f"{accounts.account_sid}:{accounts.auth_token}",
             "--service", f"{accounts.service_sid}:{','.join(accounts.senders)}",
         ]  # fmt: skip

@@ -24,7 +24,7 @@ from types import FrameType
 import httpx
 
 from feeds.secret_box import new_key
-from schemas.settings import Settings
+from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from smslane.kafka_local import KafkaError, LocalKafka
 from smslane.processes import Child, ChildDied, wait_until
 
@@ -157,6 +157,8 @@ class _Up:
         #: What ``up`` says about the secret key (set when it uses the development key).
         self.key_note: str | None = None
         self.env = self._environment()
+        #: Twilio's incoming-message webhook (on the public base URL, like status callbacks).
+        self.inbound_url = self.env["SMSLANE_PUBLIC_BASE_URL"] + INBOUND_WEBHOOK_PATH
         self.children: list[Child] = []
         self.broker: LocalKafka | None = None
 
@@ -228,7 +230,7 @@ class _Up:
         )
         _print_welcome(
             self.base_url, self.api_key, self.admin_key, use_case_id, self.log_dir,
-            worker_metrics,
+            worker_metrics, inbound_url=self.inbound_url,
         )  # fmt: skip
 
     def _child(self, name: str, args: list[str]) -> Child:
@@ -257,6 +259,7 @@ class _Up:
             "twilio-sim", "--port", str(sim_port),
             "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
             "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
+            "--inbound-url", self.inbound_url,
             *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if self.demo else ()),
         ])  # fmt: skip
         _say(f"[2/5] Twilio simulator at {sim_url}, pid {sim.pid} (no real Twilio configured)")
@@ -352,6 +355,8 @@ def _print_welcome(
     use_case_id: str,
     log_dir: Path,
     worker_metrics: str,
+    *,
+    inbound_url: str | None = None,
 ) -> None:
     payload = (
         f'{{"use_case_id": "{use_case_id}", "to_phone_number": "{DEMO_TO}", '
@@ -367,6 +372,8 @@ smslane is up.
   Admin API key:  {admin_key}
   Use case id:    {use_case_id}
   Metrics:        {base_url}/metrics (ingress), {worker_metrics} (worker)
+  Inbound URL:    {inbound_url or base_url + INBOUND_WEBHOOK_PATH}
+                  (Twilio's "A message comes in" webhook, HTTP POST, on each Messaging Service)
   Logs:           {log_dir}
 
 Send a first message:

@@ -3,7 +3,8 @@
 The sink writes it, the ingress reads it; both import it from here.
 
 - :mod:`store.store` — :class:`Store` (open, upsert, get, list, ping);
-- :mod:`store.tables` — the ``sms_records`` table and its column types;
+- :mod:`store.tables` — the ``sms_records`` and ``sms_inbound`` tables and their column types;
+- :mod:`store.inbound` — inbound SMS: insert and list;
 - :mod:`store.cursor` — the opaque keyset cursors of listings;
 - :mod:`store.migrate` — Alembic migrations (``store/migrations``), applied by ``Store.open``
   under a lock;
@@ -12,6 +13,7 @@ The sink writes it, the ingress reads it; both import it from here.
 """
 
 from store.errors import InvalidCursor, StoreUnavailable
+from store.inbound import InboundQuery
 from store.store import Store
 
-__all__ = ["InvalidCursor", "Store", "StoreUnavailable"]
+__all__ = ["InboundQuery", "InvalidCursor", "Store", "StoreUnavailable"]

@@ -2,7 +2,9 @@
 
 One :class:`Store` per process, over one pooled SQLAlchemy async engine (SQLite through
 aiosqlite, or PostgreSQL through asyncpg). The sink writes with :meth:`Store.upsert_records`;
-the ingress reads with :meth:`Store.get_record` and :meth:`Store.list_records`.
+the ingress reads with :meth:`Store.get_record` and :meth:`Store.list_records`. Inbound SMS
+(``sms.inbound``) go through :meth:`Store.insert_inbound` and :meth:`Store.list_inbound`
+(``store.inbound``).
 
 Errors: a database that is down or busy surfaces as :class:`~store.errors.StoreUnavailable`
 (answer 503, or retry); a malformed cursor as :class:`~store.errors.InvalidCursor` (422).
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
+from schemas.inbound import InboundMessage
 from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import (
@@ -35,6 +38,7 @@ from store.errors import (
     is_unavailable,
     unavailable_as_store_error,
 )
+from store.inbound import InboundQuery, insert_inbound, list_inbound
 from store.migrate import upgrade
 from store.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
 
@@ -205,6 +209,14 @@ class Store:
             return records, None
         last = records[-1]
         return records, encode_cursor(last.created_at, last.id)
+
+    async def insert_inbound(self, messages: Sequence[InboundMessage]) -> int:
+        """Store the inbound messages not stored yet (by ``id``); the rows added."""
+        return await insert_inbound(self._writer, messages)
+
+    async def list_inbound(self, query: InboundQuery) -> tuple[list[InboundMessage], str | None]:
+        """One page of inbound messages, newest first, and the next page's cursor."""
+        return await list_inbound(self._engine, query)
 
 
 def _upsert_statement(dialect_name: str) -> Insert:

@@ -118,3 +118,26 @@ def row_record(row: Any) -> SmsRecord:
     """The :class:`SmsRecord` of a row selected with every column."""
     mapping = row._mapping
     return SmsRecord.model_validate({name: mapping[name] for name in RECORD_FIELDS})
+
+
+#: Inbound SMS (``sms.inbound``), one row per message; ``id`` is the topic value's id, so a
+#: redelivered or retried message is the same row.
+sms_inbound = Table(
+    "sms_inbound",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("message_sid", String(64), nullable=False),
+    Column("account_sid", String(64), nullable=False),
+    Column("messaging_service_sid", String(64)),
+    Column("use_case_id", Uuid()),
+    Column("from_number", String(64), nullable=False),
+    Column("to_number", String(64), nullable=False),
+    Column("body", Text(), nullable=False),
+    Column("keyword", String(64)),
+    Column("keyword_action", String(16)),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("sink_written_at", UtcDateTime(), nullable=False),
+    Index("ix_sms_inbound_received", "received_at", "id"),
+    Index("ix_sms_inbound_use_case_received", "use_case_id", "received_at", "id"),
+    Index("ix_sms_inbound_from_received", "from_number", "received_at", "id"),
+)

@@ -34,6 +34,8 @@ lost callbacks: config "silent_numbers": [number, ...]: their messages move alon
   scenario (seen through fetch and list), and no status callback is ever sent.
 inspection: GET /_sim/health, GET /_sim/stats, GET /_sim/messages[?to=],
   GET /_sim/messages/SID, GET|POST /_sim/config (POST merges a JSON object), POST /_sim/reset.
+inbound: POST /_sim/inbound {"from", "to", "body"} sends the signed webhook to --inbound-url;
+  STOP / START keywords unsubscribe / resubscribe the sender (later sends: 21610).
 
 examples:
   smslane twilio-sim --account AC00000000000000000000000000000000:secret \\
@@ -98,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sign status callbacks over the StatusCallback with its #fragment",
     )
+    parser.add_argument(
+        "--inbound-url",
+        metavar="URL",
+        help="where POST /_sim/inbound sends its signed incoming-message webhook",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return parser
 
@@ -137,6 +144,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         patch["create_accept_delay_ms"] = args.create_accept_delay_ms
     if args.sign_url_fragment:
         patch["sign_url_fragment"] = True
+    if args.inbound_url:
+        patch["inbound_url"] = args.inbound_url
     return config.merged(patch)
 
 

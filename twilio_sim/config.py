@@ -83,6 +83,12 @@ class SimConfig(BaseModel):
     """``ErrorCode`` of the ``undelivered`` scenario (30003: Unreachable destination handset)."""
     failed_error_code: int = 30007
     """``ErrorCode`` of the ``failed`` scenario (30007: Message filtered)."""
+    inbound_url: str | None = None
+    """Where incoming messages (``POST /_sim/inbound``) are sent, signed, as Twilio sends
+    them to a number's or Messaging Service's incoming-message webhook; None: nowhere."""
+    advanced_opt_out: bool = True
+    """Twilio's Advanced Opt-Out: an opt-out keyword texted to a Messaging Service makes its
+    sends to that person fail with 21610 until they text an opt-in keyword."""
     max_stored_messages: int = Field(default=200_000, ge=1)
     """Messages remembered for inspection; the oldest are forgotten beyond this."""
 

@@ -84,7 +84,8 @@ def _region_not_enabled(to: str) -> TwilioError:
     )
 
 
-def _unsubscribed(to: str) -> TwilioError:
+def unsubscribed(to: str) -> TwilioError:
+    """21610: the person texted an opt-out keyword to this sender (or is a magic number)."""
     return TwilioError(400, 21610, "Attempt to send to unsubscribed recipient")
 
 
@@ -96,7 +97,7 @@ MAGIC_TO_NUMBERS = {
     "+15005550001": invalid_to,
     "+15005550002": _cannot_route,
     "+15005550003": _region_not_enabled,
-    "+15005550004": _unsubscribed,
+    "+15005550004": unsubscribed,
     "+15005550009": _not_mobile,
 }
 """Twilio's test ``To`` numbers and the error each one provokes."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 
 from twilio_sim import errors
 from twilio_sim.config import SimConfig
@@ -34,11 +34,13 @@ def accept(
     account_sid: str,
     form: Mapping[str, str],
     now: float,
+    unsubscribed: Container[tuple[str, str]] = (),
 ) -> SimMessage | TwilioError:
     """Check a ``Messages.json`` create call the way Twilio does and build the message.
 
     A Messaging Service send starts ``accepted`` with its sender chosen now (it shows only once
-    the message moves on); a send with ``From`` starts ``queued``.
+    the message moves on); a send with ``From`` starts ``queued``. ``unsubscribed`` holds
+    the (Messaging Service, person) pairs an opt-out keyword unsubscribed: 21610.
     """
     to = form.get("To", "").strip()
     if not to:
@@ -60,6 +62,8 @@ def accept(
     magic = errors.MAGIC_TO_NUMBERS.get(to)
     if magic is not None:
         return magic(to)
+    if service_sid is not None and (service_sid, to) in unsubscribed:
+        return errors.unsubscribed(to)
     if not _PHONE_LIKE.match(to):
         return errors.invalid_to(to)
     if service_sid is not None and from_ is None:

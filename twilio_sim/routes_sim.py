@@ -2,7 +2,7 @@
 
 ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/messages[?to=]``,
 ``GET /_sim/messages/{sid}``, ``GET|POST /_sim/config`` (POST merges a JSON patch),
-``POST /_sim/reset``.
+``POST /_sim/reset``, ``POST /_sim/inbound`` (a person texts a number: ``twilio_sim.inbound``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from twilio_sim.config import ConfigError
+from twilio_sim.inbound import Inbound, InboundError
 from twilio_sim.routes_api import STATE_KEY, json_response
 
 
@@ -79,6 +80,20 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def inbound(request: web.Request) -> web.Response:
+    """A person texts ``{"from", "to", "body"}``: Advanced Opt-Out, then the signed webhook
+    to ``inbound_url``; answers what was sent and the webhook's answer."""
+    state = request.app[STATE_KEY]
+    try:
+        data = orjson.loads(await request.read())
+        if not isinstance(data, dict):
+            raise InboundError("the body must be a JSON object")
+        message = Inbound.parse(data, state.config)
+    except (orjson.JSONDecodeError, InboundError) as exc:
+        return _problem(400, str(exc))
+    return json_response(await state.receive_inbound(message))
+
+
 def add_routes(app: web.Application) -> None:
     """Register the ``/_sim/`` routes."""
     app.router.add_get("/_sim/health", health)
@@ -88,3 +103,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_sim/config", get_config)
     app.router.add_post("/_sim/config", post_config)
     app.router.add_post("/_sim/reset", reset)
+    app.router.add_post("/_sim/inbound", inbound)

@@ -14,6 +14,7 @@ from typing import Any
 from twilio_sim.callbacks import CallbackDispatcher, parse_target
 from twilio_sim.config import SimConfig
 from twilio_sim.errors import TwilioError
+from twilio_sim.inbound import Inbound, opt_out_type, post_webhook
 from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
 from twilio_sim.models import API_VERSION
@@ -58,6 +59,8 @@ class SimState:
         self.store = MessageStore(config.max_stored_messages)
         self.dispatcher = CallbackDispatcher(config)
         self.creates = CreateCounters()
+        #: (Messaging Service, person) pairs unsubscribed by an opt-out keyword (21610).
+        self.unsubscribed: set[tuple[str, str]] = set()
         self._auth_cache: dict[str, str] = {}
 
     def apply(self, config: SimConfig) -> None:
@@ -80,8 +83,9 @@ class SimState:
         return self.config
 
     def reset(self) -> None:
-        """Forget every message, every sticky-sender mapping and the create counters (but
-        the calls still held: ``in_progress`` keeps counting them)."""
+        """Forget every message, every sticky-sender mapping, every opt-out and the create
+        counters (but the calls still held: ``in_progress`` keeps counting them)."""
+        self.unsubscribed.clear()
         self.store.clear()
         self.selector.forget()
         self.creates.clear()
@@ -155,7 +159,7 @@ class SimState:
         """
         now = time.time()
         config = self.config
-        outcome = accept(config, self.selector, account_sid, form, now)
+        outcome = accept(config, self.selector, account_sid, form, now, self.unsubscribed)
         if isinstance(outcome, TwilioError):
             return outcome.status, outcome.body()
         message = outcome
@@ -188,6 +192,28 @@ class SimState:
             steps = steps[1:]
         self.dispatcher.dispatch(message, steps, target, delay)
         return 201, answer
+
+    async def receive_inbound(self, inbound: Inbound) -> dict[str, Any]:
+        """A person texts ``inbound``: apply Advanced Opt-Out, then call the webhook."""
+        config = self.config
+        kind = opt_out_type(inbound.body) if config.advanced_opt_out else None
+        pair = (inbound.service_sid or "", inbound.from_)
+        if kind == "STOP" and inbound.service_sid is not None:
+            self.unsubscribed.add(pair)
+        elif kind == "START":
+            self.unsubscribed.discard(pair)
+        form = inbound.form(kind)
+        webhook = None
+        if config.inbound_url:
+            token = config.accounts[inbound.account_sid]
+            webhook = await post_webhook(config.inbound_url, token, form)
+        return {
+            "message_sid": form["MessageSid"],
+            "opt_out_type": kind,
+            "unsubscribed": pair in self.unsubscribed,
+            "form": form,
+            "webhook": webhook,
+        }
 
     def list_messages(
         self, account_sid: str, params: Mapping[str, str]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.config import OptOut, Subaccount, UseCase
+from schemas.config import OptOut, OptOutSource, Subaccount, UseCase
 from schemas.errors import (
     DestinationOptedOut,
     IdempotencyKeyReused,
@@ -268,7 +268,10 @@ def rejected(
     opt_out = None
     if isinstance(error, DestinationOptedOut):
         opt_out = OptOut(
-            use_case_id=ready.use_case.id, phone_number=ready.destination.e164, created_at=now
+            use_case_id=ready.use_case.id,
+            phone_number=ready.destination.e164,
+            source=OptOutSource.TWILIO_21610,
+            created_at=now,
         )
     return Decided(error_outcome(request, error, now), opt_out)
 

@@ -86,3 +86,30 @@ async def test_an_ingress_cut_off_from_kafka_refuses_managed_keys_until_it_is_ba
         finally:
             os.kill(broker_pid, signal.SIGCONT)
         await wait_until_async(lambda: managed_answers(200), 30.0, "managed keys accepted again")
+
+
+async def test_an_inbound_message_kafka_does_not_confirm_answers_503_then_its_retry_lands(
+    stalled: tuple[Stack, int],
+) -> None:
+    """Twilio retries a webhook answered 503: the retry is stored, once."""
+    from tests.integration.test_inbound import inbound_form, listed, post_signed
+
+    stack, broker_pid = stalled
+    async with stack.admin() as admin:
+        await create_use_case(admin)
+    person = unique_number()
+    form = inbound_form(person, "Running late")
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        answer = await post_signed(stack, form)
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["code"] == "service_unavailable"
+
+    async def retry() -> bool:  # as Twilio does, until the broker confirms again
+        return (await post_signed(stack, form)).status_code == 200
+
+    await wait_until_async(retry, 30, "the retried webhook to be stored", interval_s=0.5)
+    (item,) = await listed(stack, 1, from_number=person)
+    assert item["message_sid"] == form["MessageSid"]

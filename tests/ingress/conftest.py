@@ -25,9 +25,10 @@ from ingress.deps import get_bridge, get_store
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import ServiceUnavailable
 from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.inbound import InboundMessage
 from schemas.records import SmsRecord
 from schemas.settings import Settings
-from store import InvalidCursor
+from store import InboundQuery, InvalidCursor
 
 API_KEY = "inprocess-api-key"
 ADMIN_KEY = "inprocess-admin-key"
@@ -70,6 +71,7 @@ class FakeBridge:
         self.reply: Callable[[SendRequest], SendReply] = created
         self.sent: list[SendRequest] = []
         self.callbacks: list[tuple[str, RawCallback]] = []
+        self.inbound: list[InboundMessage] = []
         self._offset = -1
 
     @property
@@ -95,6 +97,9 @@ class FakeBridge:
     async def publish_callback(self, sid: str, callback: RawCallback) -> None:
         self.callbacks.append((sid, callback))
 
+    async def publish_inbound(self, message: InboundMessage) -> None:
+        self.inbound.append(message)
+
     async def ping(self) -> None:
         if not self.connected:
             raise ServiceUnavailable("Kafka is not connected.")
@@ -108,6 +113,7 @@ class FakeStore:
         self.records: dict[uuid.UUID, SmsRecord] = {}
         self.healthy = True
         self.listed: list[dict[str, Any]] = []
+        self.inbound_queries: list[InboundQuery] = []
 
     async def get_record(self, record_id: uuid.UUID) -> SmsRecord | None:
         return self.records.get(record_id)
@@ -124,6 +130,12 @@ class FakeStore:
         ]
         items.sort(key=lambda r: r.created_at, reverse=True)
         return items[: filters["limit"]], None
+
+    async def list_inbound(self, query: InboundQuery) -> tuple[list[InboundMessage], str | None]:
+        self.inbound_queries.append(query)
+        if query.cursor == "bogus":
+            raise InvalidCursor()
+        return [], None
 
     async def ping(self) -> None:
         if not self.healthy:

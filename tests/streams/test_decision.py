@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feeds.config import ConfigView
-from schemas.config import ConfigChange, OptOut, Subaccount
+from schemas.config import ConfigChange, OptOut, Subaccount, config_key
 from schemas.errors import (
     DestinationOptedOut,
     IdempotencyKeyReused,
@@ -180,6 +180,8 @@ def test_twilio_21610_is_an_opt_out_to_record() -> None:
     assert decided.outcome.error is not None
     assert decided.outcome.error.code == "destination_opted_out"
     assert decided.opt_out is not None and decided.opt_out.phone_number == "+14155552671"
+    assert decided.opt_out.source == "twilio_21610"  # an opt-in keyword may clear it
+    assert config_key(decided.opt_out).endswith(":+14155552671:twilio_21610")
 
 
 def test_an_unknown_twilio_error_is_a_503_to_retry_later() -> None:

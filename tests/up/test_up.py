@@ -27,7 +27,7 @@ import pytest
 from schemas.settings import Settings
 from smslane.kafka_local import LocalKafka
 from smslane.processes import wait_until
-from smslane.up import SIM_AUTH_TOKEN
+from smslane.up import SIM_AUTH_TOKEN, SIM_SENDERS
 from tests.harness import free_port
 
 pytestmark = pytest.mark.integration
@@ -242,6 +242,20 @@ def test_up_demo_prints_a_curl_that_works_and_stops_everything(up: Up) -> None:
     assert metrics is not None
     assert "smslane_http_requests_total" in httpx.get(metrics.group(1)).text
     assert "smslane_worker_callbacks_total" in httpx.get(metrics.group(2)).text
+
+    # A reply through the simulator reaches the inbound URL up printed, and is listed.
+    inbound_url = up.wait_for(r"^  Inbound URL:\s+(\S+)$").group(1)
+    assert inbound_url == f"{base_url}/v1/webhook/twilio/sms-inbound"
+    sim_url = up.wait_for(r"Twilio simulator at (\S+),").group(1)
+    reply = {"from": record["to_number"], "to": SIM_SENDERS[0], "body": "Thanks!"}
+    texted = httpx.post(f"{sim_url}/_sim/inbound", json=reply, timeout=30.0).json()
+    assert texted["webhook"]["url"] == inbound_url and texted["webhook"]["status"] == 200
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0
+    ) as client:
+        wait_until(lambda: client.get("/v1/sms/inbound/").json()["items"], 30, "the reply listed")
+        (listed,) = client.get("/v1/sms/inbound/").json()["items"]
+    assert (listed["body"], listed["use_case_id"]) == ("Thanks!", use_case_id)
 
     printed = {int(pid) for pid in re.findall(r"\bpid (\d+)", up.output)}
     ours = processes_with(f"SMSLANE_DATA_DIR={up.var}") | printed

@@ -1,0 +1,130 @@
+"""``sms.inbound`` → :meth:`Store.insert_inbound`, at least once, beside the status sink.
+
+The same rules as ``sinks.runner``: a batch is written in one transaction and only then are
+its offsets committed; while the store refuses the batch it is held and retried with the
+same backoff (partitions paused); a value that is not an :class:`InboundMessage`, and a
+message the database refuses for its own values, are logged and skipped. Inserts are
+idempotent by the message's ``id``, so a redelivered batch or a webhook Twilio retried adds
+nothing. Its consumer group is the sink's with ``-inbound``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from schemas.inbound import InboundMessage
+from schemas.settings import Settings
+from schemas.topics import Topics
+from sinks.runner import (
+    Backoff,
+    Batch,
+    _commit,
+    _log_held,
+    _wait_paused,
+    group_consumer,
+    sink_group,
+)
+from store import Store
+from store.errors import StoreUnavailable, is_row_error
+
+log = logging.getLogger(__name__)
+
+
+def inbound_group(settings: Settings) -> str:
+    """The consumer group (and client id) of the inbound sink."""
+    return f"{sink_group(settings)}-inbound"
+
+
+def decode_inbound(batch: Batch) -> list[InboundMessage]:
+    """The messages of a batch; a value that is not one is logged and skipped."""
+    messages: list[InboundMessage] = []
+    for records in batch.values():
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("the value is empty (a tombstone)")
+                messages.append(Topics.INBOUND.codec.decode(record.value))
+            except (ValidationError, ValueError) as exc:
+                log.error(
+                    "sink: skipping a value that is not an InboundMessage at %s[%d]@%d: %s",
+                    record.topic, record.partition, record.offset, exc,
+                    extra={"topic": record.topic, "offset": record.offset},
+                )  # fmt: skip
+    return messages
+
+
+class InboundSink:
+    """Consumes ``sms.inbound`` into ``store`` until ``stop``: poll, write, commit."""
+
+    def __init__(
+        self, settings: Settings, store: Store, stop: asyncio.Event, backoff: Backoff
+    ) -> None:
+        self.store, self.stop, self.backoff = store, stop, backoff
+        self.consumer = group_consumer(
+            settings, Topics.INBOUND.name(settings.topic_prefix), inbound_group(settings)
+        )
+
+    async def run(self, poll_timeout_ms: int = 500) -> None:
+        await self.consumer.start()
+        try:
+            while not self.stop.is_set():
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=poll_timeout_ms, max_records=500)
+                except KafkaError as exc:  # the client reconnects by itself; keep reading
+                    log.warning("sink: reading sms.inbound failed (%s); retrying", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                if not batch:
+                    continue
+                if not await self.write(decode_inbound(batch)):
+                    return  # stopped while the database was down: nothing committed
+                await _commit(self.consumer, batch)
+        finally:
+            await self.consumer.stop()
+
+    async def write(self, messages: list[InboundMessage]) -> bool:
+        """Insert ``messages``, holding them while the store refuses; False if stopped."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.insert_or_skip_bad_rows(messages)
+            except (StoreUnavailable, SQLAlchemyError) as exc:
+                delay = self.backoff.delay(attempt)
+                _log_held(exc, len(messages), attempt, delay)
+                if await _wait_paused(self.consumer, self.stop, delay):
+                    return False
+                continue
+            if attempt > 1:
+                self.consumer.resume(*self.consumer.assignment())
+            return True
+
+    async def insert_or_skip_bad_rows(self, messages: list[InboundMessage]) -> None:
+        """Insert the batch; if the database refuses it for its data (``is_row_error``),
+        insert one by one and skip, logged, only the messages it refuses. Any other refusal
+        is raised: the batch is held."""
+        try:
+            await self.store.insert_inbound(messages)
+            return
+        except SQLAlchemyError as exc:
+            if not is_row_error(exc):
+                raise
+            # The driver's message only: SQLAlchemy's lists every row's values (the bodies).
+            reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            log.error("sink: inbound batch of %d refused (%s); one by one", len(messages), reason)
+        for message in messages:
+            try:
+                await self.store.insert_inbound([message])
+            except SQLAlchemyError as exc:
+                if not is_row_error(exc):
+                    raise
+                log.error(
+                    "sink: skipping inbound message %s the store refuses: %s",
+                    message.message_sid, type(exc).__name__,
+                    extra={"message_sid": message.message_sid},
+                )  # fmt: skip
