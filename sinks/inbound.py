@@ -15,7 +15,7 @@ import logging
 
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
@@ -30,7 +30,7 @@ from sinks.runner import (
     sink_group,
 )
 from store import Store
-from store.errors import StoreUnavailable, is_row_error
+from store.errors import StoreUnavailable, driver_message, is_row_error
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,10 @@ class InboundSink:
         except SQLAlchemyError as exc:
             if not is_row_error(exc):
                 raise
-            # The driver's message only: SQLAlchemy's lists every row's values (the bodies).
-            reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-            log.error("sink: inbound batch of %d refused (%s); one by one", len(messages), reason)
+            log.error(
+                "sink: inbound batch of %d refused (%s); one by one",
+                len(messages), driver_message(exc),
+            )  # fmt: skip
         for message in messages:
             try:
                 await self.store.insert_inbound([message])

@@ -33,14 +33,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from feeds.topics import ensure_topics
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics
 from store import Store
-from store.errors import StoreUnavailable, is_row_error, sqlstate
+from store.errors import StoreUnavailable, driver_message, is_row_error, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -312,12 +312,10 @@ def _log_held(exc: Exception, events: int, attempt: int, delay: float) -> None:
             events, attempt, delay, exc, extra=extra,
         )  # fmt: skip
         return
-    # The driver's own message (SQLAlchemy's adds the statement and every row's values).
-    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     log.error(
         "sink: the store refuses the batch of %d events for a reason other than its rows "
-        "(SQLSTATE %s), held (attempt %d), retry in %.2fs: %s: %s",
-        events, sqlstate(exc), attempt, delay, type(exc).__name__, reason,
+        "(SQLSTATE %s), held (attempt %d), retry in %.2fs: %s",
+        events, sqlstate(exc), attempt, delay, driver_message(exc),
         extra={**extra, "sqlstate": sqlstate(exc)},
     )  # fmt: skip
 
@@ -331,7 +329,9 @@ async def _upsert_or_skip_bad_rows(store: Store, events: Sequence[SmsStatusEvent
     except SQLAlchemyError as exc:
         if not is_row_error(exc):
             raise
-        log.error("sink: batch of %d refused (%s); writing row by row", len(events), exc)
+        log.error(
+            "sink: batch of %d refused (%s); writing row by row", len(events), driver_message(exc)
+        )
     rows = 0
     for event in events:
         try:

@@ -115,6 +115,16 @@ def is_row_error(exc: BaseException) -> bool:
     return isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError)
 
 
+def driver_message(exc: BaseException) -> str:
+    """``exc`` for a log line: the driver's own message, without what SQLAlchemy adds to it
+    (the statement and every row's values: message bodies, phone numbers)."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, sa_exc.StatementError) else None
+    shown = orig if isinstance(orig, BaseException) else exc
+    if isinstance(shown, sa_exc.StatementError):  # no driver error under it: name it only
+        return type(shown).__name__
+    return f"{type(shown).__name__}: {shown}"
+
+
 @contextmanager
 def unavailable_as_store_error() -> Iterator[None]:
     """Re-raise database-down errors as :class:`StoreUnavailable`; let the others through."""
@@ -125,6 +135,6 @@ def unavailable_as_store_error() -> Iterator[None]:
     except Exception as exc:
         if is_unavailable(exc):
             # The driver's text (SQL, parameters, hosts) is for logs, never for clients.
-            log.warning("record store unavailable: %s", exc)
+            log.warning("record store unavailable: %s", driver_message(exc))
             raise StoreUnavailable() from exc
         raise

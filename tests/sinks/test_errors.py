@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 from store.errors import (
+    driver_message,
     is_row_error,
     is_unavailable,
     sqlstate,
@@ -146,3 +147,24 @@ def test_a_lost_connection_without_sqlstate_is_unavailable() -> None:
     assert is_unavailable(pg.InterfaceError("connection is closed"))
     assert is_unavailable(ConnectionResetError("reset by peer"))
     assert sqlstate(ConnectionResetError()) is None
+
+
+def test_a_logged_database_error_shows_the_driver_message_not_the_rows() -> None:
+    """SQLAlchemy's text of an error lists the statement's parameters (message bodies, phone
+    numbers); a log line gets the driver's message only."""
+    body, phone = "Your code is 913 402", "+14155550199"
+
+    class DriverError(Exception):
+        pass
+
+    wrapped = sa_exc.DBAPIError(
+        "INSERT INTO sms_inbound (body, from_number) VALUES ($1, $2)",
+        (body, phone),
+        DriverError("value too long for type character varying(64)"),
+    )
+    assert body in str(wrapped) and phone in str(wrapped)  # what the old lines logged
+    shown = driver_message(wrapped)
+    assert shown == "DriverError: value too long for type character varying(64)"
+    bare = sa_exc.StatementError("no driver error", "SELECT $1", (body,), None)
+    assert driver_message(bare) == "StatementError"
+    assert driver_message(ValueError("plain")) == "ValueError: plain"
