@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ def test_smoke_writes_a_complete_results_file(kafka_bootstrap: str, tmp_path: Pa
     out = tmp_path / "results"
     summary = REPO / "BENCH.md"
     before = summary.stat().st_mtime_ns if summary.exists() else None
-    started = time.monotonic()
     done = subprocess.run(
         [
             sys.executable, "-m", "bench", "smoke", "--bootstrap", kafka_bootstrap,
@@ -33,7 +31,6 @@ def test_smoke_writes_a_complete_results_file(kafka_bootstrap: str, tmp_path: Pa
         ],
         cwd=REPO, capture_output=True, text=True, timeout=140,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "smoke: ok" in done.stdout
     files = list(out.glob("*-smoke.json"))
@@ -53,4 +50,3 @@ def test_smoke_writes_a_complete_results_file(kafka_bootstrap: str, tmp_path: Pa
     checkpoint = results["state"]["checkpoints"][0]
     assert checkpoint["rss_mb"] and checkpoint["warm_restart"]["ready_s"] > 0
     assert (summary.stat().st_mtime_ns if summary.exists() else None) == before
-    assert elapsed < 90, f"smoke took {elapsed:.0f}s"
