@@ -1,4 +1,4 @@
-"""The README's quick start is: install, ``smslane up --demo``, the curl it prints."""
+"""The README's quick start is: ``uv run smslane up --demo``, then the curl it prints."""
 
 from __future__ import annotations
 
@@ -32,10 +32,9 @@ def test_quick_start_is_install_up_demo_and_the_printed_curl(
         line for line in block.group(1).replace("\\\n", " ").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]  # fmt: skip
-    assert len(commands) == 3, commands
-    assert commands[0].startswith("pip install -e ")
-    assert commands[1] == "smslane up --demo"
+    assert len(commands) == 2, commands
+    assert commands[0] == "uv run smslane up --demo"
     up._print_welcome("http://127.0.0.1:8000", "dev_key", "admin_key", "uc", Path("var"), "off")
     printed = capsys.readouterr().out
     start = printed.index("curl -s -X POST")
-    assert curl_shape(commands[2]) == curl_shape(printed[start : printed.index("\n\n", start)])
+    assert curl_shape(commands[1]) == curl_shape(printed[start : printed.index("\n\n", start)])
