@@ -7,7 +7,7 @@ only each key's last value. A message whose ``sent`` and ``delivered`` callbacks
 batch then costs one changelog record, not two.
 
 Nothing is lost by holding writes: the batch's events are acked only after the flush, and
-Faust commits offsets only after its producer has flushed, so a crash before that replays
+Faust flushes its producer before it commits offsets, so a crash before the flush replays
 the batch from the table as it was before it.
 
 Writes of a key go to the table with that key's *owner* bound (:meth:`WriteBehind.own`): the
