@@ -18,10 +18,14 @@ partition (the agent's topics are co-partitioned), so any of them will do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
+from streams import metrics
 from streams.lifecycle.tables import Table
+
+log = logging.getLogger(__name__)
 
 Owner = TypeVar("Owner")
 
@@ -80,12 +84,22 @@ class WriteBehind(Generic[Owner]):
 
     def flush(self) -> None:
         """Write each key's last value of the batch to the table underneath (a deletion
-        of a key it does not hold is skipped), each with its owner bound."""
+        of a key it does not hold is skipped), each with its owner bound. A write that
+        fails is logged and counted as a poison event; the others still happen."""
         pending, owners = self._pending, self._owners
         self._pending, self._owners, self._owner = {}, {}, None
         for key, value in pending.items():
             self._bind(owners[key])
-            if value is not None:
-                self._table[key] = value
-            elif self._table.get(key) is not None:
-                del self._table[key]
+            try:
+                self._write(key, value)
+            except Exception:
+                # As for an event that fails while handled one at a time: logged, counted,
+                # skipped; the other keys of the batch are still written.
+                log.exception("could not write sid=%s at the end of a batch", key.decode())
+                metrics.lifecycle_event("poison")
+
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        if value is not None:
+            self._table[key] = value
+        elif self._table.get(key) is not None:
+            del self._table[key]

@@ -12,7 +12,7 @@ from streams.lifecycle.batch import WriteBehind
 from streams.lifecycle.processor import LifecycleProcessor, Source
 from streams.lifecycle.tables import RECORDS, HeldTable, RecordTable
 from tests.streams.factories import MESSAGE_SID, create_record
-from tests.streams.test_lifecycle_processor import RULES, At, ListPublisher, callback
+from tests.streams.test_lifecycle_processor import RULES, At, ListPublisher, callback, sample
 
 SID = MESSAGE_SID.encode()
 
@@ -72,6 +72,30 @@ def test_a_deletion_of_a_stored_key_reaches_the_table() -> None:
     del batch[b"a"]
     batch.flush()
     assert table.writes == [("delete", b"a", "event-9")] and dict(table) == {}
+
+
+class FailingTable(CountingTable):
+    """Refuses to write one key."""
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if key == b"bad":
+            raise OSError("disk full")
+        super().__setitem__(key, value)
+
+
+def test_a_failed_write_is_counted_and_the_other_keys_still_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = FailingTable()
+    batch: WriteBehind[str] = WriteBehind(table, table.bound.append)
+    skipped = sample("smslane_worker_skipped_events_total", agent="track_lifecycle")
+    batch.own("event-1")
+    batch[b"bad"] = b"1"
+    batch[b"good"] = b"2"
+    batch.flush()
+    assert dict(table) == {b"good": b"2"}
+    assert sample("smslane_worker_skipped_events_total", agent="track_lifecycle") == skipped + 1
+    assert "could not write sid=bad" in caplog.text
 
 
 def test_a_write_outside_a_batch_is_refused() -> None:
