@@ -10,7 +10,6 @@ from typing import Any
 
 import aiokafka
 import faust
-import uvloop
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -173,8 +172,7 @@ class _Worker(faust.Worker):
 
 
 def run_worker(settings: Settings) -> None:
-    """Create the topics, then run the worker until SIGINT/SIGTERM, on uvloop."""
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    """Create the topics, then run the worker until SIGINT/SIGTERM."""
     asyncio.run(
         ensure_topics(
             settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions
