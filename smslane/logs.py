@@ -19,12 +19,13 @@ anywhere in the line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -64,11 +65,23 @@ def _mask(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _second(epoch_s: int) -> str:
+    """``2026-11-26T10:00:01`` (UTC) of a whole second: lines of one second share it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_name(key: str) -> bool:
+    """Whether an ``extra`` field's name looks like a credential (a few names, many lines)."""
+    return _SECRET_NAME.search(key) is not None
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     """The event as ordered fields: ts, level, logger, msg, the extras, exc."""
-    ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    millis = int(record.created * 1000)
     out: dict[str, Any] = {
-        "ts": ts.replace("+00:00", "Z"),
+        "ts": f"{_second(millis // 1000)}.{millis % 1000:03d}Z",
         "level": record.levelname.lower(),
         "logger": record.name,
         "msg": record.getMessage(),
@@ -76,7 +89,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     for key, value in record.__dict__.items():
         if key in _STANDARD or key.startswith("_"):
             continue
-        out[key] = REDACTED if _SECRET_NAME.search(key) else value
+        out[key] = REDACTED if _secret_name(key) else value
     if record.exc_info:
         out["exc"] = logging.Formatter().formatException(record.exc_info)
     elif record.exc_text:
@@ -136,6 +149,10 @@ def configure_logging(
     library's ``basicConfig``) leaves exactly one handler.
     """
     register_secrets(secrets)
+    # No line shows the caller's file and line, thread or process: the logging HOWTO's
+    # "Optimization" switches skip collecting them (a stack walk per event, and more).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else LogfmtFormatter())
     root = logging.getLogger()
