@@ -3,7 +3,7 @@
 PostgreSQL comes from ``SMSLANE_TEST_POSTGRES_URL`` (``.ci/postgres.sh`` prints it): each test
 creates a fresh database there and drops it afterwards. Without the variable those tests are
 skipped, unless ``CI`` is set: then they fail, because CI must run them. Kafka tests use the
-broker at ``SMSLANE_TEST_KAFKA_BOOTSTRAP_SERVERS`` (default ``127.0.0.1:19092``) the same way.
+session's broker, like every other test (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from tests.sinks.helpers import (
     create_topic,
     delete_topic,
     fresh_pg_database,
-    kafka_bootstrap,
     postgres_url,
 )
 
@@ -122,8 +121,9 @@ async def outage(backend: str, database_url: str, store: Store) -> AsyncIterator
 
 
 @pytest.fixture(scope="session")
-def kafka() -> str:
-    return kafka_bootstrap()
+def kafka(kafka_bootstrap: str) -> str:
+    """The session's broker (``tests/conftest.py``): the one CI started, or one of ours."""
+    return kafka_bootstrap
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import AsyncIterator, Iterable
 from uuid import UUID, uuid4
 
@@ -22,8 +21,6 @@ from store import Store
 from store.tables import row_record, sms_records
 
 POSTGRES_URL_VAR = "SMSLANE_TEST_POSTGRES_URL"
-KAFKA_VAR = "SMSLANE_TEST_KAFKA_BOOTSTRAP_SERVERS"
-DEFAULT_KAFKA = "127.0.0.1:19092"
 
 
 def unavailable(what: str) -> None:
@@ -163,16 +160,6 @@ class TcpProxy:
                 await writer.drain()
         finally:
             writer.transport.abort()
-
-
-def kafka_bootstrap() -> str:
-    servers = os.environ.get(KAFKA_VAR, DEFAULT_KAFKA)
-    host, _, port = servers.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError as exc:
-        unavailable(f"no Kafka broker at {servers} ({KAFKA_VAR}): {exc}")
-    return servers
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
