@@ -126,7 +126,11 @@ async def test_start_clears_an_opt_out_learnt_from_twilio_21610(stack: Stack) ->
         finally:
             await stack.configure_sim(inbound_url=stack.inbound_url)
         assert_error(await send(client, use_case["id"], person), 422, "destination_opted_out")
-        assert sources(await opt_outs(admin, use_case["id"], person)) == {"twilio_21610"}
+
+        async def learnt() -> bool:  # the worker's record reaches this ingress's view
+            return sources(await opt_outs(admin, use_case["id"], person)) == {"twilio_21610"}
+
+        await wait_until_async(learnt, 10.0, "the 21610 opt-out in the admin list")
 
         await text(stack, person, "unstop")
         assert await opt_outs(admin, use_case["id"], person) == []
