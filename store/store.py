@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 #: How long SQLite waits for another writer's lock before giving up (unless the URL says
 #: ``?timeout=<seconds>``, the sqlite3 module's own parameter).
 SQLITE_BUSY_TIMEOUT_S = 5.0
+#: How long :meth:`Store.close` lets writes in flight end.
+CLOSE_WAIT_S = 10.0
 #: asyncpg's connect and per-statement timeouts (seconds), unless the URL sets them.
 PG_CONNECT_TIMEOUT_S = 5.0
 PG_COMMAND_TIMEOUT_S = 30.0
@@ -63,6 +65,7 @@ class Store:
         # makes them wait on busy_timeout instead of failing half-way through.
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         self._upsert = _upsert_statement(engine.dialect.name)
+        self._writes: set[asyncio.Task[int]] = set()
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -84,8 +87,30 @@ class Store:
         return cls(engine)
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Let the writes in flight end (see :meth:`_run_write`), then close every pooled
+        connection."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=CLOSE_WAIT_S)
         await self._engine.dispose()
+
+    async def _run_write(self, write: Coroutine[Any, Any, int]) -> int:
+        """Run ``write`` to its end (commit or rollback) even if the caller is cancelled.
+
+        A transaction cut off by a cancellation can leave its connection checked out with
+        SQLite's write lock held, and every later writer of the file then fails with
+        "database is locked". Shielded, the transaction ends and its connection goes back;
+        the cancelled caller does not wait for it (its batch is not committed, so it comes
+        again: the writes are idempotent).
+        """
+        task = asyncio.create_task(write)
+        self._writes.add(task)
+        task.add_done_callback(self._forget_write)
+        return await asyncio.shield(task)
+
+    def _forget_write(self, task: asyncio.Task[int]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a cancelled caller's failed write is not an error
 
     async def __aenter__(self) -> Self:
         return self
@@ -126,6 +151,9 @@ class Store:
         now = datetime.now(UTC)
         # Sorted by id: concurrent writers lock rows in the same order, so never deadlock.
         rows = [event_row(latest[key], now) for key in sorted(latest)]
+        return await self._run_write(self._upsert_rows(rows))
+
+    async def _upsert_rows(self, rows: list[dict[str, Any]]) -> int:
         with unavailable_as_store_error():
             async with self._writer.connect() as connection:
                 try:
@@ -212,7 +240,7 @@ class Store:
 
     async def insert_inbound(self, messages: Sequence[InboundMessage]) -> int:
         """Store the inbound messages not stored yet (by ``id``); the rows added."""
-        return await insert_inbound(self._writer, messages)
+        return await self._run_write(insert_inbound(self._writer, messages))
 
     async def list_inbound(self, query: InboundQuery) -> tuple[list[InboundMessage], str | None]:
         """One page of inbound messages, newest first, and the next page's cursor."""
