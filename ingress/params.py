@@ -40,3 +40,14 @@ CursorQuery = Annotated[
         description="`next_cursor` of the previous page; leave it out for the first page.",
     ),
 ]
+
+
+def _plus_restored(number: str | None) -> str | None:
+    """An unencoded ``+`` in a query string reads as a space: ``" 1415…"`` is ``"+1415…"``."""
+    return "+" + number[1:] if number is not None and number.startswith(" ") else number
+
+
+#: An E.164 number in a query string, its ``+`` raw, as ``%2B``, or read as a space.
+PhoneQuery = Annotated[
+    str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$"), AfterValidator(_plus_restored)
+]

@@ -32,7 +32,7 @@ from ingress.docs import (
     error_responses,
 )
 from ingress.inbound import InboundPlan, missing_fields, plan_inbound
-from ingress.params import CursorQuery, Timestamp
+from ingress.params import CursorQuery, PhoneQuery, Timestamp
 from ingress.webhook_auth import verified_form
 from schemas.errors import InvalidRequest
 from schemas.settings import INBOUND_WEBHOOK_PATH
@@ -146,7 +146,7 @@ async def list_inbound(
     caller: ApiKeyDep,
     store: StoreDep,
     use_case_id: uuid.UUID | None = None,
-    from_number: Annotated[str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$")] = None,
+    from_number: PhoneQuery = None,
     created_after: Timestamp | None = None,
     created_before: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -154,8 +154,6 @@ async def list_inbound(
 ) -> Any:
     """Messages people sent to the use cases' numbers, newest first; follow
     ``next_cursor`` for the next page. ``created_*`` bound the time received."""
-    if from_number is not None and from_number.startswith(" "):
-        from_number = "+" + from_number[1:]  # an unencoded "+" in a query string reads as " "
     query = InboundQuery(
         use_case_ids=caller.use_case_ids,
         use_case_id=use_case_id,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingress import examples
 from ingress.deps import ApiKeyDep, BridgeDep, RecentDep, StoreDep
 from ingress.docs import answers, body_example, error_responses
-from ingress.params import CursorQuery, Timestamp
+from ingress.params import CursorQuery, PhoneQuery, Timestamp
 from schemas.errors import (
     ERRORS_BY_CODE,
     SEND_ERRORS,
@@ -144,7 +144,7 @@ async def list_sms(
     store: StoreDep,
     use_case_id: uuid.UUID | None = None,
     status: SmsStatus | None = None,
-    to_number: Annotated[str | None, Query(pattern=r"^[+ ][1-9][0-9]{1,14}$")] = None,
+    to_number: PhoneQuery = None,
     created_after: Timestamp | None = None,
     created_before: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -152,8 +152,6 @@ async def list_sms(
 ) -> Any:
     """Newest first; follow ``next_cursor`` for the next page. A key with use cases lists
     only theirs (a ``use_case_id`` outside them lists nothing)."""
-    if to_number is not None and to_number.startswith(" "):
-        to_number = "+" + to_number[1:]  # an unencoded "+" in a query string reads as " "
     try:
         items, next_cursor = await store.list_records(
             use_case_id=use_case_id,
