@@ -22,6 +22,7 @@ from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
+from streams.restore import restore_tables
 from streams.sending.agents import register as register_sending
 from streams.sending.provider import TwilioGateway
 from streams.worker import Worker
@@ -136,6 +137,7 @@ class _Worker(faust.Worker):
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        await restore_tables(self.smslane.app, self.smslane.settings.kafka_bootstrap_servers)
         await self._start_config_feed()
 
     async def _start_config_feed(self) -> None:
