@@ -1,0 +1,145 @@
+"""Where a send's time goes: each hop of ``POST /v1/sms/`` from the records' own timestamps.
+
+Runs a stack of its own (on ``--bootstrap`` or a broker it starts), sends ``--count``
+requests at ``--rate`` per second, open loop, then reads the topics the sends went through
+and lines each request's records up:
+
+    client fires ──► request appended (sms.send-requests, broker clock: LogAppendTime)
+      ──► in-flight marker produced (outcome_by_request changelog, the worker's clock)
+      ──► record produced (sms.created: after the marker's ack and both Twilio calls)
+      ──► reply produced (sms.send-replies) ──► client has its 201
+
+All processes share this machine's clock, so the differences are the hops' durations (each
+produced timestamp is taken when the record is handed to the producer, not acked).
+
+    python -m bench.trace_send --rate 100 --count 1000 [--bootstrap HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.stack import API_KEY, BenchStack, Broker
+from bench.stats import latency_summary
+
+log = logging.getLogger("bench.trace_send")
+
+HOPS = (
+    ("ingress", "client fires → request appended"),
+    ("to_worker", "request appended → marker produced"),
+    ("marker_and_twilio", "marker produced → record produced"),
+    ("to_reply", "record produced → reply produced"),
+    ("to_client", "reply produced → client has the 201"),
+    ("total", "client fires → 201"),
+)
+
+
+class Sends:
+    """The open-loop sender: request i fires at ``t0 + i / rate``."""
+
+    def __init__(self, client: httpx.AsyncClient, use_case_id: str) -> None:
+        self.client, self.use_case_id = client, use_case_id
+        #: Destinations are new numbers (both Twilio calls every time), unique per Sends.
+        self.first = uuid.uuid4().int % 9_000_000
+        #: sid → (fired at, answered at), both time.time()
+        self.times: dict[str, tuple[float, float]] = {}
+        self.failures: Counter[int] = Counter()
+
+    async def run(self, rate: float, count: int) -> None:
+        t0 = time.time() + 0.2
+        tasks = []
+        for i in range(count):
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.time()))
+            tasks.append(asyncio.create_task(self.one(t0 + i / rate, i)))
+        await asyncio.gather(*tasks)
+
+    async def one(self, fired: float, i: int) -> None:
+        body = {"use_case_id": self.use_case_id, "message": "trace",
+                "to_phone_number": f"+1415{self.first + i:07d}"}  # fmt: skip
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        answer = await self.client.post("/v1/sms/", json=body, headers=headers)
+        if answer.status_code != 201:
+            self.failures[answer.status_code] += 1
+            return
+        self.times[answer.json()["message_sid"]] = (fired, time.time())
+
+
+def first_timestamps(records: list[Any], key: Any) -> dict[Any, float]:
+    """The first record's timestamp (seconds) for each key ``key(record)``."""
+    seen: dict[Any, float] = {}
+    for record in records:
+        seen.setdefault(key(record), record.timestamp / 1000)
+    return seen
+
+
+async def trace(stack: BenchStack, rate: float, count: int) -> dict[str, Any]:
+    use_case = await stack.create_use_case()
+    async with stack.client(API_KEY) as client:
+        client.timeout = httpx.Timeout(30.0)
+        warm = Sends(client, use_case["id"])
+        await warm.run(rate=20, count=40)
+        sends = Sends(client, use_case["id"])
+        await sends.run(rate, count)
+    requests = first_timestamps(await stack.read_topic("sms.send-requests"), lambda r: r.key)
+    replies = {}
+    for record in await stack.read_topic("sms.send-replies"):
+        reply = json.loads(record.value)
+        if reply.get("record"):
+            replies[reply["record"]["message_sid"]] = (uuid.UUID(reply["request_id"]).bytes,
+                                               record.timestamp / 1000)  # fmt: skip
+    markers = first_timestamps(
+        await stack.read_topic(f"{stack.worker_group.removeprefix(stack.prefix)}"
+                               "-outcome_by_request-changelog"), lambda r: r.key)  # fmt: skip
+    created = first_timestamps(await stack.read_topic("sms.created"), lambda r: r.key.decode())
+    hops: dict[str, list[float]] = {name: [] for name, _ in HOPS}
+    for sid, (fired, answered) in sends.times.items():
+        request_id, replied = replies[sid]
+        chain = [fired, requests[request_id], markers[request_id], created[sid], replied, answered]
+        for (name, _), start, end in zip(HOPS, chain, chain[1:], strict=False):
+            hops[name].append(end - start)
+        hops["total"].append(answered - fired)
+    return {
+        "rate": rate, "count": count, "ok": len(sends.times), "failures": dict(sends.failures),
+        "hops_ms": {name: latency_summary(values) for name, values in hops.items()},
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    with tempfile.TemporaryDirectory(prefix="trace-send-") as tmp:
+        broker = Broker(args.bootstrap, Path(tmp)).start()
+        try:
+            stack = BenchStack(Path(tmp), broker.bootstrap)
+            with stack.running():
+                result = asyncio.run(trace(stack, args.rate, args.count))
+        finally:
+            broker.stop()
+    for name, label in HOPS:
+        p = result["hops_ms"][name]
+        nan = float("nan")
+        figures = "  ".join(f"{q} {p[f'{q}_ms'] or nan:8.1f}" for q in ("p50", "p90", "p99"))
+        print(f"{label:40s} {figures} ms")
+    print(f"ok {result['ok']} of {result['count']}, failures {result['failures']}")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
