@@ -54,7 +54,7 @@ async def run_http_baseline(
             await wait_until_async(answers, 20, "the baseline app")
         url = f"http://127.0.0.1:{port}/v1/sms/"
         pids = {"baseline_app": proc.pid, "twilio-sim": stack.pids()["twilio-sim"]}
-        await gen.run(send_command(run, url, use_case_id, 50, run.plan.warmup_s), pids)
+        await gen.run(send_command(run, url, use_case_id, 100, run.plan.warmup_s), pids)
 
         async def no_drain() -> float:
             await asyncio.sleep(1.0)

@@ -24,7 +24,7 @@ class Plan:
     sink_events: int
     state_checkpoints: tuple[int, ...]
     cold_restart_at: tuple[int, ...]
-    warmup_s: float = 3.0
+    warmup_s: float = 20.0
     #: The whole run should end within this many seconds: ``state`` skips (and says so) a
     #: checkpoint it estimates would not fit.
     budget_s: float = 18.5 * 60
@@ -48,7 +48,7 @@ PLANS: dict[str, Plan] = {
         raw_messages=30_000,
         sink_events=60_000,
         state_checkpoints=(25_000, 50_000, 100_000),
-        cold_restart_at=(25_000, 100_000),
+        cold_restart_at=(25_000, 50_000, 100_000),
     ),
     "quick": Plan(
         mode="quick",
@@ -61,7 +61,8 @@ PLANS: dict[str, Plan] = {
         raw_messages=10_000,
         sink_events=20_000,
         state_checkpoints=(5_000, 10_000, 20_000),
-        cold_restart_at=(10_000, 20_000),
+        cold_restart_at=(5_000, 10_000, 20_000),
+        warmup_s=8.0,
     ),
     "smoke": Plan(
         mode="smoke",

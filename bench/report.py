@@ -55,6 +55,15 @@ def growth_exponent(state: dict[str, Any]) -> float | None:
     return None if var == 0 else round(sum((x - mx) * (y - my) for x, y in points) / var, 2)
 
 
+def _held_ratio(send: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Highest rate held (p99 <= 250 ms, errors <= 1 %), smslane against the baseline."""
+    ours, theirs = send.get("max_rate_p99_le_250ms"), baseline.get("max_rate_p99_le_250ms")
+    if not ours or not theirs:
+        return {"held_p99_250ms": {"smslane": ours, "baseline": theirs}}
+    return {"held_p99_250ms": {"smslane": ours, "baseline": theirs,
+                               "ratio": round(ours / theirs, 2)}}  # fmt: skip
+
+
 def comparisons(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     send, baseline = results.get("send"), (results.get("baseline") or {}).get("http")
@@ -64,6 +73,7 @@ def comparisons(results: dict[str, Any]) -> dict[str, Any]:
             "smslane_max_accepted_per_s": ours,
             "baseline_max_accepted_per_s": theirs,
             "throughput_ratio": round(ours / theirs, 2),
+            **_held_ratio(send, baseline),
             "p99_ratio_by_rate": {
                 rate: round(p / b, 1)
                 for rate, p in send["p99_ms_by_rate"].items()

@@ -7,6 +7,8 @@ partition, the dead worker's included). Three cases, ``--rounds`` times each:
 
 - ``sigterm``: SIGTERM, the worker started again at once with its data directory;
 - ``sigkill``: the same with SIGKILL (the dead member's session must time out);
+- ``cold``: SIGKILL, the data directory deleted, started again: its tables come back from
+  their changelogs (in bulk, before it joins its group);
 - ``failover``: two workers; one gets SIGKILL and is not restarted: the other takes over.
 
     python -m bench.restarts [--rounds 3] [--bootstrap HOST:PORT] [--out DIR]
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import statistics
 import tempfile
@@ -94,17 +97,23 @@ def _wait_ready(worker: Child, timeout_s: float = 120.0) -> None:
 
 async def run_restarts(bootstrap: str, root: Path, rounds: int) -> dict[str, Any]:
     stack = BenchStack(root, bootstrap)
-    results: dict[str, list[dict[str, Any]]] = {"sigterm": [], "sigkill": [], "failover": []}
+    results: dict[str, list[dict[str, Any]]] = {
+        "sigterm": [], "sigkill": [], "cold": [], "failover": [],
+    }  # fmt: skip
     with stack.running(start=False):
         await asyncio.to_thread(stack.start, 120.0)
         use_case = (await stack.create_use_case())["id"]
         worker = stack.worker
-        for case, sig in (("sigterm", signal.SIGTERM), ("sigkill", signal.SIGKILL)):
+        cases = (("sigterm", signal.SIGTERM), ("sigkill", signal.SIGKILL),
+                 ("cold", signal.SIGKILL))  # fmt: skip
+        for case, sig in cases:
             for _ in range(rounds):
 
-                def restart(sig: signal.Signals = sig) -> None:
+                def restart(sig: signal.Signals = sig, cold: bool = case == "cold") -> None:
                     worker.stop(sig)
                     stack.ready_file.unlink(missing_ok=True)
+                    if cold:
+                        shutil.rmtree(stack.worker_data, ignore_errors=True)
                     worker.start()
 
                 results[case].append(await _measure(stack, use_case, restart))

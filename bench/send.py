@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 MAX_ERROR_SHARE = 0.01
 MIN_ACHIEVED_SHARE = 0.95
 P99_TARGET_MS = 50.0
+#: Issue 17's "held" rate: the same shares, p99 within 250 ms.
+HELD_P99_MS = 250.0
 
 
 def holds(step: dict[str, Any], p99_ms: float = P99_TARGET_MS) -> bool:
@@ -41,9 +43,11 @@ def holds(step: dict[str, Any], p99_ms: float = P99_TARGET_MS) -> bool:
 def summarize_ladder(steps: list[dict[str, Any]]) -> dict[str, Any]:
     ran = [s for s in steps if "skipped" not in s]
     held = [s["offered_rate"] for s in ran if holds(s)]
+    held_250 = [s["offered_rate"] for s in ran if holds(s, HELD_P99_MS)]
     by_rate = {int(s["offered_rate"]): s for s in ran}
     return {
         "max_rate_p99_le_50ms": max(held) if held else None,
+        "max_rate_p99_le_250ms": max(held_250) if held_250 else None,
         "max_achieved_rate": max((s["achieved_rate"] for s in ran), default=None),
         "p99_ms_by_rate": {r: s["latency"]["p99_ms"] for r, s in by_rate.items()},
     }
@@ -105,7 +109,9 @@ async def run_send(run: Run, stack: BenchStack, gen: LoadGen, use_case_id: str) 
             }
             return await probe.wait_drained(groups, timeout_s=60)
 
-        warm = await gen.run(send_command(run, url, use_case_id, 50, plan.warmup_s), pids)
+        # Long enough for the broker's JIT too: a fresh JVM compiles for its first tens of
+        # seconds (0.7 cores at the first step, 0.2 once warm), which is not steady state.
+        warm = await gen.run(send_command(run, url, use_case_id, 100, plan.warmup_s), pids)
         await drain()
         log.warning("send: warm-up %s", warm["statuses"])
         steps = await http_ladder(
