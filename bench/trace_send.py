@@ -28,8 +28,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
+from bench.procstat import CpuWindow
 from bench.stack import API_KEY, BenchStack, Broker
 from bench.stats import latency_summary
 
@@ -48,10 +49,10 @@ HOPS = (
 class Sends:
     """The open-loop sender: request i fires at ``t0 + i / rate``."""
 
-    def __init__(self, client: httpx.AsyncClient, use_case_id: str) -> None:
+    def __init__(self, client: aiohttp.ClientSession, use_case_id: str) -> None:
         self.client, self.use_case_id = client, use_case_id
         #: Destinations are new numbers (both Twilio calls every time), unique per Sends.
-        self.first = uuid.uuid4().int % 9_000_000
+        self.first = 2_000_000 + uuid.uuid4().int % 7_000_000  # NANP: no 0/1 after 415
         #: sid → (fired at, answered at), both time.time()
         self.times: dict[str, tuple[float, float]] = {}
         self.failures: Counter[int] = Counter()
@@ -68,11 +69,12 @@ class Sends:
         body = {"use_case_id": self.use_case_id, "message": "trace",
                 "to_phone_number": f"+1415{self.first + i:07d}"}  # fmt: skip
         headers = {"Idempotency-Key": uuid.uuid4().hex}
-        answer = await self.client.post("/v1/sms/", json=body, headers=headers)
-        if answer.status_code != 201:
-            self.failures[answer.status_code] += 1
-            return
-        self.times[answer.json()["message_sid"]] = (fired, time.time())
+        async with self.client.post("/v1/sms/", json=body, headers=headers) as answer:
+            if answer.status != 201:
+                self.failures[answer.status] += 1
+                return
+            record = await answer.json()
+        self.times[record["message_sid"]] = (fired, time.time())
 
 
 def first_timestamps(records: list[Any], key: Any) -> dict[Any, float]:
@@ -83,14 +85,22 @@ def first_timestamps(records: list[Any], key: Any) -> dict[Any, float]:
     return seen
 
 
-async def trace(stack: BenchStack, rate: float, count: int) -> dict[str, Any]:
+async def trace(stack: BenchStack, broker: Broker, rate: float, count: int) -> dict[str, Any]:
     use_case = await stack.create_use_case()
-    async with stack.client(API_KEY) as client:
-        client.timeout = httpx.Timeout(30.0)
+    # aiohttp, every connection kept alive, as bench/loadgen.py: httpx's pool keeps 20 (the
+    # ingress then pays for accepting the others anew) and is slow with more.
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with aiohttp.ClientSession(
+        base_url=stack.base_url, headers=headers, connector=aiohttp.TCPConnector(limit=256),
+        timeout=aiohttp.ClientTimeout(total=30.0),
+    ) as client:  # fmt: skip
         warm = Sends(client, use_case["id"])
-        await warm.run(rate=20, count=40)
+        await warm.run(rate=rate, count=int(rate * 5))
+        window = CpuWindow({**stack.pids(), **({"broker": broker.pid} if broker.pid else {})})
+        window.start()
         sends = Sends(client, use_case["id"])
         await sends.run(rate, count)
+        cpu = window.stop()
     requests = first_timestamps(await stack.read_topic("sms.send-requests"), lambda r: r.key)
     replies = {}
     for record in await stack.read_topic("sms.send-replies"):
@@ -112,6 +122,11 @@ async def trace(stack: BenchStack, rate: float, count: int) -> dict[str, Any]:
     return {
         "rate": rate, "count": count, "ok": len(sends.times), "failures": dict(sends.failures),
         "hops_ms": {name: latency_summary(values) for name, values in hops.items()},
+        "cpu_us_per_send": {
+            name: round(1e6 * p["cpu_s"] / max(len(sends.times), 1))
+            for name, p in cpu["processes"].items() if p["cpu_s"] is not None  # type: ignore[attr-defined]
+        },
+        "machine_busy_cores": cpu["machine_busy_cores"],
     }  # fmt: skip
 
 
@@ -121,14 +136,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting of the stack's processes, e.g. kafka_fetch_max_wait_ms=10 (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="trace-send-") as tmp:
         broker = Broker(args.bootstrap, Path(tmp)).start()
         try:
-            stack = BenchStack(Path(tmp), broker.bootstrap)
+            settings = dict(item.split("=", 1) for item in args.setting)
+            stack = BenchStack(Path(tmp), broker.bootstrap, **settings)
             with stack.running():
-                result = asyncio.run(trace(stack, args.rate, args.count))
+                result = asyncio.run(trace(stack, broker, args.rate, args.count))
         finally:
             broker.stop()
     for name, label in HOPS:
@@ -137,6 +157,8 @@ def main() -> None:
         figures = "  ".join(f"{q} {p[f'{q}_ms'] or nan:8.1f}" for q in ("p50", "p90", "p99"))
         print(f"{label:40s} {figures} ms")
     print(f"ok {result['ok']} of {result['count']}, failures {result['failures']}")
+    print(f"CPU µs per send: {result['cpu_us_per_send']}")
+    print(f"machine busy cores: {result['machine_busy_cores']}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 
