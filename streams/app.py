@@ -22,7 +22,7 @@ from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
-from streams.restore import restore_tables
+from streams.restore import TableRestore, discard_unassigned, held_partitions
 from streams.sending.agents import register as register_sending
 from streams.sending.provider import TwilioGateway
 from streams.worker import Worker
@@ -134,10 +134,12 @@ class _Worker(faust.Worker):
         self.spinner = None  # a terminal spinner: not one line per event in a log file
         self.ready_file = ready_file
         ready_file.unlink(missing_ok=True)
+        servers = worker.settings.kafka_bootstrap_servers
+        self.restore = TableRestore(servers, worker.app.tables.values())
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
-        await restore_tables(self.smslane.app, self.smslane.settings.kafka_bootstrap_servers)
+        await self.restore.run()
         await self._start_config_feed()
 
     async def _start_config_feed(self) -> None:
@@ -155,6 +157,7 @@ class _Worker(faust.Worker):
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
+        discard_unassigned(self.restore, held_partitions(self.smslane.app))  # assigned now
         feed = self.smslane.config_feed
         while not await feed.wait_caught_up(timeout_s=5.0):
             log.warning("worker not ready yet: %s", feed.view.problem)

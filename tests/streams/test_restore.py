@@ -14,11 +14,11 @@ from pathlib import Path
 
 import faust
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
-from streams.restore import TableRestore
+from streams.restore import TableRestore, discard_unassigned
 from streams.tables import ChangelogTable, changelog_table
 
 pytestmark = pytest.mark.integration
@@ -81,6 +81,7 @@ async def test_a_cold_restore_writes_the_last_value_of_each_key_and_faust_s_offs
     assert read_back(table, 1) == ({}, 1)  # the tombstone deleted c
     # Faust's recovery resumes after the offset its own store reports.
     assert table.data.persisted_offset(TP(changelog, 0)) == 2
+    table.data._dbs.pop(0).close()  # persisted_offset opened it
 
 
 async def test_a_second_restore_copies_only_what_was_written_since(
@@ -126,3 +127,39 @@ async def test_a_first_start_creates_no_changelog_topic(
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+async def test_a_partition_whose_records_are_all_gone_ends_the_copy(
+    table: ChangelogTable, changelog: str, kafka_bootstrap: str
+) -> None:
+    """No record left before the end offset (deleted here; compaction or control records
+    do the same): the copy ends on the consumer's position instead of waiting for one."""
+    await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (0, b"b", b"2"), (1, b"c", b"3"))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(changelog, 0): RecordsToDelete(2)})
+    finally:
+        await admin.close()
+    copied = await asyncio.wait_for(TableRestore(kafka_bootstrap, [table]).run(), 30)
+    assert copied == 1
+    assert read_back(table, 0) == ({}, 1)  # up to date: Faust resumes at offset 1, its end
+    assert read_back(table, 1) == ({b"c": b"3"}, 0)
+
+
+async def test_files_created_for_partitions_not_held_are_removed(
+    table: ChangelogTable, changelog: str, kafka_bootstrap: str
+) -> None:
+    """A restored file of a partition the worker was not given would go stale (and could
+    bring back keys whose tombstones compaction dropped): removed once the assignment is
+    known. A file that was there before the restore is Faust's and stays."""
+    await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (1, b"b", b"2"))
+    store = table.data
+    store.rocksdb_options.open(store.partition_path(1)).close()  # Faust's, from before
+    restore = TableRestore(kafka_bootstrap, [table])
+    assert await restore.run() == 2
+    assert discard_unassigned(restore, held={0}) == 0  # held: kept
+    assert store.partition_path(0).exists()
+    assert discard_unassigned(restore, held=set()) == 1  # not held: gone
+    assert not store.partition_path(0).exists()
+    assert store.partition_path(1).exists()
