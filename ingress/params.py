@@ -30,6 +30,9 @@ Timestamp = Annotated[datetime, BeforeValidator(_not_a_number)]
 #: An ISO 3166 alpha-2 region code, stored upper-case (``us`` is ``US``).
 Region = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", examples=["US"]), AfterValidator(str.upper)]
 
+#: The answer to a ``cursor`` of the right form that the store cannot read.
+UNKNOWN_CURSOR = "Invalid request: cursor: not a cursor this API returned."
+
 #: The ``cursor`` of a listing: ``next_cursor`` of the page before, as it was answered.
 CursorQuery = Annotated[
     str | None,

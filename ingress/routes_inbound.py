@@ -32,7 +32,7 @@ from ingress.docs import (
     error_responses,
 )
 from ingress.inbound import InboundPlan, missing_fields, plan_inbound
-from ingress.params import CursorQuery, PhoneQuery, Timestamp
+from ingress.params import UNKNOWN_CURSOR, CursorQuery, PhoneQuery, Timestamp
 from ingress.webhook_auth import verified_form
 from schemas.errors import InvalidRequest
 from schemas.settings import INBOUND_WEBHOOK_PATH
@@ -166,7 +166,7 @@ async def list_inbound(
     try:
         items, next_cursor = await store.list_inbound(query)
     except InvalidCursor:
-        raise InvalidRequest("Invalid request: cursor: not a cursor this API returned.") from None
+        raise InvalidRequest(UNKNOWN_CURSOR) from None
     listed = [InboundItem.model_validate(m.model_dump()).model_dump(mode="json") for m in items]
     return {"items": listed, "next_cursor": next_cursor}
 

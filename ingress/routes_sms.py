@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ingress import examples
 from ingress.deps import ApiKeyDep, BridgeDep, RecentDep, StoreDep
 from ingress.docs import answers, body_example, error_responses
-from ingress.params import CursorQuery, PhoneQuery, Timestamp
+from ingress.params import UNKNOWN_CURSOR, CursorQuery, PhoneQuery, Timestamp
 from schemas.errors import (
     ERRORS_BY_CODE,
     SEND_ERRORS,
@@ -164,5 +164,5 @@ async def list_sms(
             cursor=cursor,
         )
     except InvalidCursor:
-        raise InvalidRequest("Invalid request: cursor: not a cursor this API returned.") from None
+        raise InvalidRequest(UNKNOWN_CURSOR) from None
     return {"items": [r.model_dump(mode="json") for r in items], "next_cursor": next_cursor}
