@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -182,11 +183,44 @@ async def wait_until_async(
         await asyncio.sleep(interval_s)
 
 
+#: Where :func:`free_port` starts looking (below it: well-known services' fixed ports).
+_FIRST_FREE_PORT = 20000
+_EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a process started later.
+
+    Not a port the kernel picks (``bind(0)``): that one is *ephemeral*, and once released
+    any outgoing connection on the machine (a Kafka client, an HTTP pool) may take it as its
+    local port before our process binds it — the ingress of a test stack, started seconds
+    later, then exits with "address already in use". So the port is drawn at random below
+    the kernel's ephemeral range, which outgoing connections never use, checked free by
+    binding it, and never handed out twice by this process.
+    """
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(_FIRST_FREE_PORT, low) if low > _FIRST_FREE_PORT else 0
+        if port and port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        _handed_out.add(port)
+        return port
+    raise OSError(f"no free TCP port found between {_FIRST_FREE_PORT} and {low}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (49152, IANA's, where unknown)."""
+    try:
+        return int(_EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
 
 
 def stack_env(

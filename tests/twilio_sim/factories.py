@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 from typing import Any
 
 from twilio.rest import Client
@@ -35,14 +34,6 @@ def create_client(base_url: str, **kwargs: Any) -> Client:
     client.api.base_url = base_url
     client.lookups.base_url = base_url
     return client
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def basic_auth(user: str = ACCOUNT_SID, password: str = AUTH_TOKEN) -> dict[str, str]:

@@ -10,7 +10,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, free_port
+from smslane.processes import free_port
+from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 from tests.twilio_sim.receiver import CallbackReceiver
 from twilio_sim import Scenario, TwilioSimulator
 
