@@ -189,8 +189,8 @@ _EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _handed_out: set[int] = set()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now, for a process started later.
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now, for a process started later.
 
     Not a port the kernel picks (``bind(0)``): that one is *ephemeral*, and once released
     any outgoing connection on the machine (a Kafka client, an HTTP pool) may take it as its
@@ -206,7 +206,7 @@ def free_port() -> int:
             continue
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((host, port))
             except OSError:
                 continue
             port = int(sock.getsockname()[1])

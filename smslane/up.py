@@ -26,7 +26,7 @@ import httpx
 from feeds.secret_box import new_key
 from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from smslane.kafka_local import KafkaError, LocalKafka
-from smslane.processes import Child, ChildDied, wait_until
+from smslane.processes import Child, ChildDied, free_port, wait_until
 
 SIM_ACCOUNT_SID = "AC" + "d" * 32
 SIM_AUTH_TOKEN = "demo-auth-token-not-a-secret"
@@ -128,12 +128,10 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _pick_port(host: str, preferred: int) -> int:
-    """``preferred`` when it is free, otherwise one the OS picks."""
+    """``preferred`` when it is free, otherwise another free one (:func:`free_port`)."""
     if _port_free(host, preferred):
         return preferred
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_port(host)
 
 
 class _Up:
