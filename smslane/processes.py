@@ -196,23 +196,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     any outgoing connection on the machine (a Kafka client, an HTTP pool) may take it as its
     local port before our process binds it — the ingress of a test stack, started seconds
     later, then exits with "address already in use". So the port is drawn at random below
-    the kernel's ephemeral range, which outgoing connections never use, checked free by
-    binding it, and never handed out twice by this process.
+    the kernel's ephemeral range, which outgoing connections never use (above 20000 where
+    that range starts lower), checked by :func:`port_free`, and never handed out twice by
+    this process.
     """
     low = _ephemeral_low()
+    end = low if low > _FIRST_FREE_PORT else 65536
     for _ in range(100):
-        port = random.randrange(_FIRST_FREE_PORT, low) if low > _FIRST_FREE_PORT else 0
-        if port and port in _handed_out:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            port = int(sock.getsockname()[1])
-        _handed_out.add(port)
-        return port
-    raise OSError(f"no free TCP port found between {_FIRST_FREE_PORT} and {low}")
+        port = random.randrange(_FIRST_FREE_PORT, end)
+        if port not in _handed_out and port_free(host, port):
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free TCP port found between {_FIRST_FREE_PORT} and {end}")
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``port`` on ``host`` can be bound right now (nothing listens there)."""
+    if not 0 < port < 65536:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _ephemeral_low() -> int:

@@ -15,7 +15,6 @@ import secrets
 import select
 import shlex
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import httpx
 from feeds.secret_box import new_key
 from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from smslane.kafka_local import KafkaError, LocalKafka
-from smslane.processes import Child, ChildDied, free_port, wait_until
+from smslane.processes import Child, ChildDied, free_port, port_free, wait_until
 
 SIM_ACCOUNT_SID = "AC" + "d" * 32
 SIM_AUTH_TOKEN = "demo-auth-token-not-a-secret"
@@ -116,20 +115,9 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _port_free(host: str, port: int) -> bool:
-    if not 0 < port < 65536:
-        return False
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _pick_port(host: str, preferred: int) -> int:
     """``preferred`` when it is free, otherwise another free one (:func:`free_port`)."""
-    if _port_free(host, preferred):
+    if port_free(host, preferred):
         return preferred
     return free_port(host)
 
