@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 import pytest
@@ -20,19 +21,32 @@ def test_ports_come_from_below_the_ephemeral_range_and_are_free() -> None:
             sock.bind(("127.0.0.1", port))  # nothing listens there
 
 
+def _two_free_ports_in_a_row() -> int:
+    """The first of two neighbouring ports below the ephemeral range that nothing holds now.
+
+    Not ``bind(0)``: its neighbour would be an ephemeral port, which any outgoing connection
+    on the machine may take at any moment (CI once saw exactly that).
+    """
+    low = processes._ephemeral_low()
+    end = low if low > processes._FIRST_FREE_PORT else 65536
+    for _ in range(100):
+        first = random.randrange(processes._FIRST_FREE_PORT, end - 1)
+        if processes.port_free("127.0.0.1", first) and processes.port_free("127.0.0.1", first + 1):
+            return first
+    raise AssertionError("no two free ports in a row below the ephemeral range")
+
+
 def test_a_port_in_use_is_skipped_and_an_exhausted_range_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    taken = _two_free_ports_in_a_row()
     with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
+        listening.bind(("127.0.0.1", taken))
         listening.listen()
-        taken = listening.getsockname()[1]
-        # A range of two ports: the one in use and the next (free unless something holds it).
+        # A range of two ports: the one in use and the next, which nothing holds.
         monkeypatch.setattr(processes, "_FIRST_FREE_PORT", taken)
         monkeypatch.setattr(processes, "_ephemeral_low", lambda: taken + 2)
         monkeypatch.setattr(processes, "_handed_out", set())
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", taken + 1))  # the other port is free right now
         assert free_port() == taken + 1
         with pytest.raises(OSError, match="no free TCP port"):
             free_port()  # the listening one is never handed out, the other was already
