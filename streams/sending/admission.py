@@ -77,6 +77,8 @@ class Batch:
     adoptions: list[tuple[Any, Outcome]] = field(default_factory=list)
     #: Interrupted requests Twilio never got, to send once now (also in ``new``).
     resends: list[Incoming] = field(default_factory=list)
+    #: When :meth:`BatchAdmission.admit` ran: the time the markers of ``new`` bear.
+    admitted_at: datetime | None = None
 
 
 class _Deciding(NamedTuple):
@@ -106,6 +108,7 @@ class BatchAdmission:
     def admit(self, batch: Batch, now: datetime) -> None:
         """Sort ``batch.incoming``; new requests are marked in flight. If this raises, the
         batch as far as it got must still be :meth:`release`-d."""
+        batch.admitted_at = now
         for event, result, deadline in batch.reconciled:
             self._admit_reconciled(batch, event, result, now, deadline)
         for item in batch.incoming:
@@ -145,6 +148,12 @@ class BatchAdmission:
         if marker.request is None:
             return None
         return window_end(marker.decided_at, *self._window)
+
+    def window_of_new(self, batch: Batch) -> datetime:
+        """When the new requests' attempts (their markers bear the batch's admission time)
+        can no longer arrive at Twilio."""
+        assert batch.admitted_at is not None, "the batch was not admitted"
+        return window_end(batch.admitted_at, *self._window)
 
     def _admit_reconciled(
         self, batch: Batch, event: Any, result: Reconciled, now: datetime, deadline: float

@@ -208,11 +208,13 @@ class SendAgent:
 
     async def _decide(self, batch: Batch) -> None:
         """Decide the new requests and the conflicts concurrently; collect every answer."""
+        until = self.admission.window_of_new(batch)
         results = await asyncio.gather(
             *(self.sender.decide(i.request, batch.markers[i.request.request_id],
-                                 deadline=i.deadline) for i in batch.new),
-            *(self.sender.decide(i.request, None, deadline=i.deadline, conflict=True)
-              for i in batch.conflicts),
+                                 deadline=i.deadline, reconcilable_until=until)
+              for i in batch.new),
+            *(self.sender.decide(i.request, None, deadline=i.deadline, reconcilable_until=until,
+                                 conflict=True) for i in batch.conflicts),
             return_exceptions=True,
         )  # fmt: skip
         # Retrieve every marker's result, even of requests that never awaited it.

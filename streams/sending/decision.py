@@ -104,8 +104,15 @@ def interrupted_answer(
         "smslane is finding out from Twilio whether it was sent (and sends it once if not). "
         "Retry with the same Idempotency-Key after Retry-After."
     )
+    return error_outcome(request, error, now, retry_after=come_back_after(now, reconcilable_until))
+
+
+def come_back_after(now: datetime, reconcilable_until: datetime) -> int:
+    """Retry-After (seconds) for a request reconciliation is to settle: the end of its
+    window plus a second (by then Twilio either shows the message or the request is sent
+    once), at least 2 and at most 60."""
     wait_s = (reconcilable_until - now).total_seconds()
-    return error_outcome(request, error, now, retry_after=max(2, min(60, int(wait_s) + 1)))
+    return max(2, min(60, int(wait_s) + 1))
 
 
 def adopted(marker: Outcome, request: SendRequest, to: str, sid: str, now: datetime) -> Outcome:
@@ -276,12 +283,18 @@ def rejected(
     return Decided(error_outcome(request, error, now), opt_out)
 
 
-def maybe_sent(request: SendRequest, reason: str, retry_after: int, now: datetime) -> Outcome:
-    """Twilio's answer was lost: the request stays marked in flight, never sent again."""
+def maybe_sent(
+    request: SendRequest, reason: str, now: datetime, reconcilable_until: datetime
+) -> Outcome:
+    """Twilio's answer was lost: the request stays marked in flight, never sent again, and
+    reconciliation settles it by ``reconcilable_until`` (the end of its marker's window),
+    which is when the 503 says to come back."""
     error = ProviderUnavailable(
-        f"Twilio's answer was lost ({reason}); the message may have been sent, so this "
-        "request is not repeated."
+        f"Twilio's answer was lost ({reason}); the message may have been sent, so it is not "
+        "sent again until smslane has asked Twilio. Retry with the same Idempotency-Key "
+        "after Retry-After."
     )
+    retry_after = come_back_after(now, reconcilable_until)
     return error_outcome(request, error, now, retry_after=retry_after, in_flight=True)
 
 

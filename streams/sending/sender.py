@@ -52,6 +52,7 @@ class Sender:
         durable: Awaitable[object] | None,
         *,
         deadline: float,
+        reconcilable_until: datetime,
         conflict: bool = False,
     ) -> Decided:
         """The request's outcome, and an opt-out to record (Twilio 21610).
@@ -59,8 +60,11 @@ class Sender:
         ``durable`` completes once the request's in-flight marker is in Kafka; it is awaited
         right before the create call, so the write overlaps the checks and Lookup.
         ``deadline`` (epoch seconds, :func:`~streams.sending.decision.send_deadline`) is when
-        the ingress stops waiting: Twilio is not called, nor retried, past it. ``conflict``
-        (the key was used with another body) answers 409 once the earlier checks pass.
+        the ingress stops waiting: Twilio is not called, nor retried, past it.
+        ``reconcilable_until`` is when reconciliation can settle the request if Twilio's
+        answer is lost (the end of its marker's window): the 503 then says to come back then.
+        ``conflict`` (the key was used with another body) answers 409 once the earlier
+        checks pass, without calling Twilio.
         """
         checked = await self._check(request, conflict=conflict)
         if isinstance(checked, SmslaneError):
@@ -68,7 +72,7 @@ class Sender:
         if durable is not None and not await self._marker_written(request, durable):
             error = ServiceUnavailable("Kafka did not take the request's marker; retry.")
             return Decided(decision.error_outcome(request, error, _now(), retry_after=1))
-        return await self._create(request, checked, deadline)
+        return await self._create(request, checked, deadline, reconcilable_until)
 
     async def _check(self, request: SendRequest, *, conflict: bool) -> Ready | SmslaneError:
         if not await self.config.wait_for(request.config_offset, timeout_s=CONFIG_WAIT_S):
@@ -110,7 +114,9 @@ class Sender:
             return False
         return True
 
-    async def _create(self, request: SendRequest, ready: Ready, deadline: float) -> Decided:
+    async def _create(
+        self, request: SendRequest, ready: Ready, deadline: float, reconcilable_until: datetime
+    ) -> Decided:
         left = deadline - time.time()
         if left <= 0:  # the client has had its 504: sending now could double a retry
             return Decided(decision.too_late(request, _now()))
@@ -121,7 +127,7 @@ class Sender:
             )  # fmt: skip
         except ProviderMaybeSent as exc:
             log.error("Twilio may or may not have created the message (%s)", exc.reason)
-            return Decided(decision.maybe_sent(request, exc.reason, exc.retry_after, _now()))
+            return Decided(decision.maybe_sent(request, exc.reason, _now(), reconcilable_until))
         except ProviderDown as exc:
             return Decided(decision.provider_down(request, exc.reason, exc.retry_after, _now()))
         if isinstance(sid, ProviderRejection):

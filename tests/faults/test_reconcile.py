@@ -114,6 +114,35 @@ async def test_a_message_twilio_never_got_is_sent_once_after_the_window(stack: S
         await wait_for(stack, sent.final[1]["id"], lambda r: r["status"] == "delivered")
 
 
+async def test_a_lost_answer_says_when_to_retry_and_the_retry_gets_the_message(
+    stack: Stack,
+) -> None:
+    """(d) No kill: Twilio creates the message but answers after the request's deadline,
+    so the worker cannot know whether it was sent. The 503 says to come back when
+    reconciliation can settle it (at most the 8 s window plus a second, not a fixed minute),
+    and the retry gets the message Twilio had, which Twilio has once."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        sent = Sent(unique_number(), "answer lost")
+        body = {"use_case_id": use_case["id"], "to_phone_number": sent.to, "message": sent.message}
+        await sim.post("/_sim/config", json={"create_delay_ms": 8000})
+        try:
+            first = await client.post("/v1/sms/", json=body, headers={"Idempotency-Key": sent.key})
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        sent.answers.append((first.status_code, first.json()))
+        assert (first.status_code, first.json()["code"]) == (503, "provider_unavailable"), (
+            first.text
+        )
+        assert "answer was lost" in first.json()["detail"], first.text
+        assert 2 <= int(first.headers["Retry-After"]) <= 9, first.headers
+        await send_until_answered(client, use_case["id"], sent)
+        assert sent.created, sent.answers
+        at_twilio = await sim_messages(sim, sent.to)
+        assert [m["sid"] for m in at_twilio] == [sent.final[1]["message_sid"]]
+        await wait_for(stack, sent.final[1]["id"], lambda r: r["status"] == "delivered")
+
+
 async def test_without_a_retry_the_record_exists_and_reaches_its_final_status(
     stack: Stack,
 ) -> None:

@@ -192,10 +192,22 @@ def test_an_unknown_twilio_error_is_a_503_to_retry_later() -> None:
 
 
 def test_a_lost_answer_stays_in_flight_and_is_never_forgotten() -> None:
-    outcome = decision.maybe_sent(request(), "timeout", 60, T0)
+    outcome = decision.maybe_sent(request(), "timeout", T0, T0 + timedelta(seconds=8))
     assert outcome.in_flight and not decision.forget_after(outcome)
     down = decision.provider_down(request(), "connection refused", 5, T0)
     assert not down.in_flight and decision.forget_after(down)
+
+
+def test_a_lost_answer_says_to_come_back_when_reconciliation_can_settle_it() -> None:
+    """Not a fixed minute: at the end of the marker's window Twilio either shows the
+    message (adopted) or never got it (sent once), so a retry then gets the answer."""
+    until = T0 + timedelta(seconds=33)
+    outcome = decision.maybe_sent(request(), "TimeoutError", T0 + timedelta(seconds=9), until)
+    assert (outcome.status_code, outcome.retry_after) == (503, 25)
+    assert outcome.error is not None and outcome.error.code == "provider_unavailable"
+    assert "Retry-After" in outcome.error.detail
+    late = decision.maybe_sent(request(), "TimeoutError", until, until)
+    assert late.retry_after == 2
 
 
 def test_expiry_is_the_idempotency_window() -> None:

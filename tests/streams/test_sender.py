@@ -7,7 +7,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -29,6 +29,8 @@ from tests.twilio_sim.factories import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
 from twilio_sim import TwilioSimulator
 
 USE_CASE = create_use_case(account_sid=ACCOUNT_SID, messaging_service_sid=SERVICE_SID)
+#: The end of a marker's reconciliation window, for requests whose Twilio answer arrives.
+LATER = datetime.now(UTC) + timedelta(minutes=1)
 
 
 def loaded_view() -> ConfigView:
@@ -82,7 +84,9 @@ async def test_a_failed_marker_write_answers_503_and_calls_nobody(
     """Twilio was never called: the request is not "interrupted" (which would refuse its
     retries for a day), only not taken, so a retry is sent normally."""
     request = request_to("+14155550161")
-    decided = await sender.decide(request, done(TimeoutError("no ack")), deadline=time.time() + 10)
+    decided = await sender.decide(
+        request, done(TimeoutError("no ack")), deadline=time.time() + 10, reconcilable_until=LATER
+    )
     outcome = decided.outcome
     assert (outcome.status_code, outcome.in_flight) == (503, False)
     assert outcome.error is not None and outcome.error.code == "service_unavailable"
@@ -93,6 +97,30 @@ async def test_a_request_whose_marker_was_written_is_sent(
     sim: TwilioSimulator, sender: Sender
 ) -> None:
     request = request_to("+14155550162")
-    outcome = (await sender.decide(request, done(), deadline=time.time() + 10)).outcome
+    decided = await sender.decide(
+        request, done(), deadline=time.time() + 10, reconcilable_until=LATER
+    )
+    outcome = decided.outcome
     assert outcome.status_code == 201 and outcome.record is not None
     assert [m.sid for m in sim.messages_to(request.to_phone_number)] == [outcome.record.message_sid]
+
+
+async def test_a_lost_answer_is_503_in_flight_and_says_when_reconciliation_settles_it(
+    sim: TwilioSimulator, sender: Sender
+) -> None:
+    """Twilio created the message but its answer came after the request's deadline: the
+    request stays in flight (never sent again), and Retry-After points at the end of its
+    marker's window, when a retry gets the answer — not a fixed minute, which outlasted a
+    client that retries for one (CI: test_kill_9_during_a_stream_of_sends)."""
+    sim.configure(create_delay_ms=3000)
+    request = request_to("+14155550163")
+    until = datetime.now(UTC) + timedelta(seconds=12)
+    decided = await sender.decide(
+        request, done(), deadline=time.time() + 1.0, reconcilable_until=until
+    )
+    outcome = decided.outcome
+    assert (outcome.status_code, outcome.in_flight) == (503, True)
+    assert outcome.error is not None and outcome.error.code == "provider_unavailable"
+    assert outcome.retry_after is not None and 10 <= outcome.retry_after <= 12
+    await sim.wait_idle()
+    assert len(sim.messages_to(request.to_phone_number)) == 1  # created once, answer lost
