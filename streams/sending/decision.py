@@ -109,8 +109,9 @@ def interrupted_answer(
 
 def come_back_after(now: datetime, reconcilable_until: datetime) -> int:
     """Retry-After (seconds) for a request reconciliation is to settle: the end of its
-    window plus a second (by then Twilio either shows the message or the request is sent
-    once), at least 2 and at most 60."""
+    window plus a second, at least 2 and at most 60. A message Twilio has may be adopted
+    sooner; one Twilio never got is sent no earlier than that, so a retry then may still get
+    one more 503 (with Retry-After 2) while the resend is under way."""
     wait_s = (reconcilable_until - now).total_seconds()
     return max(2, min(60, int(wait_s) + 1))
 

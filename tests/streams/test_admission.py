@@ -160,3 +160,14 @@ async def test_release_answers_duplicates_still_waiting(admission: BatchAdmissio
     outcome = await later.waiting[SameRequest.of(first)]
     assert outcome.status_code == 503 and outcome.in_flight  # never sent again by a retry
     assert outcome == decision.unexpected_failure(first, NOW)
+
+
+async def test_the_window_of_new_requests_is_their_markers_window(table: DictTable) -> None:
+    """What a lost answer's Retry-After is computed from is the window reconciliation uses
+    for the marker the batch wrote."""
+    windowed = BatchAdmission(OutcomeTable(table), send_timeout_s=6.0, reconcile_margin_s=2.0)
+    req = request()
+    batch = incoming(req)
+    windowed.admit(batch, NOW)
+    assert windowed.window_of_new(batch) == NOW + timedelta(seconds=8)
+    assert windowed.window_of_new(batch) == windowed.reconcilable_until(stored(table, req))
