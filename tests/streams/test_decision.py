@@ -208,6 +208,7 @@ def test_a_lost_answer_says_to_come_back_when_reconciliation_can_settle_it() -> 
     assert "Retry-After" in outcome.error.detail
     late = decision.maybe_sent(request(), "TimeoutError", until, until)
     assert late.retry_after == 2
+    assert decision.come_back_after(T0, T0 + timedelta(minutes=10)) == 60  # at most a minute
 
 
 def test_expiry_is_the_idempotency_window() -> None:
