@@ -200,14 +200,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     that range starts lower), checked by :func:`port_free`, and never handed out twice by
     this process.
     """
-    low = _ephemeral_low()
-    end = low if low > _FIRST_FREE_PORT else 65536
+    start, end = port_range()
     for _ in range(100):
-        port = random.randrange(_FIRST_FREE_PORT, end)
+        port = random.randrange(start, end)
         if port not in _handed_out and port_free(host, port):
             _handed_out.add(port)
             return port
-    raise OSError(f"no free TCP port found between {_FIRST_FREE_PORT} and {end}")
+    raise OSError(f"no free TCP port found between {start} and {end}")
+
+
+def port_range() -> tuple[int, int]:
+    """Where :func:`free_port` draws from (start inclusive, end exclusive): from
+    :data:`_FIRST_FREE_PORT` up to the kernel's ephemeral range, or to 65535 where that
+    range starts lower."""
+    low = _ephemeral_low()
+    return _FIRST_FREE_PORT, low if low > _FIRST_FREE_PORT else 65536
 
 
 def port_free(host: str, port: int) -> bool:

@@ -27,10 +27,9 @@ def _two_free_ports_in_a_row() -> int:
     Not ``bind(0)``: its neighbour would be an ephemeral port, which any outgoing connection
     on the machine may take at any moment (CI once saw exactly that).
     """
-    low = processes._ephemeral_low()
-    end = low if low > processes._FIRST_FREE_PORT else 65536
+    start, end = processes.port_range()
     for _ in range(100):
-        first = random.randrange(processes._FIRST_FREE_PORT, end - 1)
+        first = random.randrange(start, end - 1)
         if processes.port_free("127.0.0.1", first) and processes.port_free("127.0.0.1", first + 1):
             return first
     raise AssertionError("no two free ports in a row below the ephemeral range")
