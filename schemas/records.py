@@ -83,3 +83,23 @@ class SmsStatusEvent(SmsRecord):
 
     def record(self) -> SmsRecord:
         return SmsRecord.model_validate(self.model_dump(exclude={"version"}))
+
+
+class SmsCreated(SmsRecord):
+    """A value of the ``sms.created`` topic: the record as created, and where it was sent from.
+
+    ``account_sid`` and ``messaging_service_sid`` are the subaccount and Messaging Service the
+    message was created with, as they were then: the lifecycle keeps them beside the record
+    (never in it: they are not part of the public record) so that status callbacks from
+    another subaccount are dropped and status repair asks the right account even after the
+    use case was changed. ``None`` on events written before they were carried, and on
+    messages adopted by reconciliation without them.
+    """
+
+    account_sid: str | None = None
+    messaging_service_sid: str | None = None
+
+    def record(self) -> SmsRecord:
+        return SmsRecord.model_validate(
+            self.model_dump(exclude={"account_sid", "messaging_service_sid"})
+        )

@@ -27,7 +27,7 @@ from schemas.events import (
     SendRequestsValue,
 )
 from schemas.inbound import InboundMessage
-from schemas.records import SmsRecord, SmsStatusEvent
+from schemas.records import SmsCreated, SmsStatusEvent
 
 #: How long every version on ``sms.status`` stays before compaction may drop it for a newer
 #: one of the same record (Kafka's ``min.compaction.lag.ms``): a day of full history.
@@ -90,7 +90,8 @@ class Topics:
     )
     #: Interrupted requests to reconcile with Twilio, keyed by destination number.
     RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileOrder, None)
-    CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsRecord, None)
+    #: Records as created, with the subaccount and service they were sent through.
+    CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsCreated, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)
     STATUS: ClassVar[TopicSpec] = TopicSpec(
         "sms.status", "record id", SmsStatusEvent, None, cleanup_policy="compact",

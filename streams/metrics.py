@@ -64,7 +64,8 @@ CALLBACKS = Counter(
     "outcome: applied (the record changed), duplicate (same rank as the record: nothing new, "
     "e.g. queued on a pending record), regression (lower rank: dropped), held (message not "
     "recorded yet; counted again when applied), dropped (hold full or expired unheard), "
-    "rejected (unusable fields).",
+    "rejected (unusable fields), other_subaccount (AccountSid is not the subaccount the "
+    "message was sent through: dropped).",
     ["status", "outcome"],
 )
 SKIPPED_EVENTS = Counter(
@@ -89,7 +90,8 @@ REPAIRED = Counter(
     "smslane_worker_status_repairs",
     "Records still pending or sent after SMSLANE_STATUS_REPAIR_AFTER_SECONDS checked against "
     "Twilio's Messages fetch, by outcome: changed (Twilio's status was applied), unchanged, "
-    "failed (the fetch failed: retried later with backoff).",
+    "failed (the fetch failed: retried later with backoff), no_account (the subaccount the "
+    "message was sent through is not configured: retried later with backoff).",
     ["outcome"],
 )
 RECORDS = Gauge(

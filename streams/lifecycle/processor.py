@@ -20,11 +20,17 @@ from typing import Literal, Protocol
 from pydantic import ValidationError
 
 from schemas.events import LifecycleControl, RawCallback
-from schemas.records import SmsRecord, SmsStatusEvent
+from schemas.records import SmsCreated, SmsStatusEvent
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.housekeeping import Housekeeping
-from streams.lifecycle.state import CallbackFacts, Rejected, apply_callback, parse_callback
+from streams.lifecycle.state import (
+    CallbackFacts,
+    Rejected,
+    apply_callback,
+    from_other_subaccount,
+    parse_callback,
+)
 from streams.lifecycle.tables import Held, HeldTable, LifecycleState, RecordTable
 
 log = logging.getLogger(__name__)
@@ -94,18 +100,22 @@ class LifecycleProcessor:
             )  # fmt: skip
             metrics.lifecycle_event("poison")
 
-    async def on_created(self, sid: bytes, record: SmsRecord) -> None:
-        """Record a new message as version 1, then apply the callbacks held for it."""
+    async def on_created(self, sid: bytes, created: SmsCreated) -> None:
+        """Record a new message as version 1, with the subaccount and service it was sent
+        through, then apply the callbacks held for it."""
         current = self.records.get(sid)
         if current is not None:
             # A replayed created event: the record exists. Publish its current version
             # again, in case a crash lost the first publish; consumers drop it by version.
             await self.publish(current)
             return
-        early = self.held.pop(sid)
-        metrics.RECORD_COUNTS.created(record.status)
-        state = LifecycleState(record=record, version=1)
+        state = LifecycleState(
+            record=created.record(), version=1, account_sid=created.account_sid,
+            messaging_service_sid=created.messaging_service_sid,
+        )  # fmt: skip
         await self.store(sid, state)
+        metrics.RECORD_COUNTS.created(state.record.status)
+        early = self.held.pop(sid)
         if early:
             await self.apply_held(sid, state, early)
 
@@ -168,6 +178,9 @@ class LifecycleProcessor:
     ) -> LifecycleState:
         """The state after the callback: the next version, or ``state`` itself when the
         callback changes nothing (then it is not stored)."""
+        if from_other_subaccount(facts, state.account_sid):
+            self.drop_foreign(state, raw, facts)
+            return state
         changed = apply_callback(state.record, facts)
         receipt = str(raw.receipt_id)
         if changed is None:
@@ -186,11 +199,26 @@ class LifecycleProcessor:
                    "status": changed.status.value, "version": state.version + 1},
         )  # fmt: skip
         metrics.lifecycle_event("applied", raw)
-        return LifecycleState(record=changed, version=state.version + 1, last_receipt=receipt)
+        return state.model_copy(
+            update={"record": changed, "version": state.version + 1, "last_receipt": receipt}
+        )
+
+    @staticmethod
+    def drop_foreign(state: LifecycleState, raw: RawCallback, facts: CallbackFacts) -> None:
+        """A callback from another subaccount than the message's: logged and counted."""
+        log.warning(
+            "dropping callback sid=%s from subaccount %s: the message was sent through %s",
+            facts.message_sid, facts.account_sid, state.account_sid,
+            extra={"message_sid": facts.message_sid, "record_id": str(state.record.id)},
+        )  # fmt: skip
+        metrics.lifecycle_event("other_subaccount", raw)
 
     async def store(self, sid: bytes, state: LifecycleState) -> None:
-        self.records.put(sid, state)
+        """Publish the version, then keep it: a publish that fails leaves the table as it
+        was (the event is skipped), so the table never holds a version ``sms.status`` has
+        not been given, and the next change of the record issues the same version."""
         await self.publish(state)
+        self.records.put(sid, state)
 
     async def publish(self, state: LifecycleState) -> None:
         await self.publisher.status(state.status_event())

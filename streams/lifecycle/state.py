@@ -63,6 +63,8 @@ class CallbackFacts:
     error_code: int | None
     received_at: datetime
     warnings: tuple[str, ...] = ()
+    #: The subaccount the callback names (``AccountSid``); ``None`` when it names none.
+    account_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,16 @@ def parse_callback(params: Mapping[str, str], received_at: datetime) -> Callback
         error_code=error_code,
         received_at=received_at,
         warnings=tuple(warnings),
+        account_sid=_field(params, "AccountSid"),
     )
+
+
+def from_other_subaccount(facts: CallbackFacts, account_sid: str | None) -> bool:
+    """Whether a callback must be dropped because it does not come from ``account_sid``, the
+    subaccount the message was sent through (contract, "Callbacks stay within their
+    subaccount"). A callback naming no subaccount is not from it. With ``account_sid``
+    unknown (a record kept before it was), every callback is accepted, as before."""
+    return account_sid is not None and facts.account_sid != account_sid
 
 
 def apply_callback(record: SmsRecord, facts: CallbackFacts) -> SmsRecord | None:

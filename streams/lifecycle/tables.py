@@ -30,13 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class LifecycleState(BaseModel):
-    """Value of ``record_by_sid``: the record, its version, the receipt that made it."""
+    """Value of ``record_by_sid``: the record, its version, the receipt that made it, and the
+    subaccount and Messaging Service the message was sent through (from its ``sms.created``
+    event; ``None`` in states written before they were kept)."""
 
     model_config = ConfigDict(frozen=True)
 
     record: SmsRecord
     version: int
     last_receipt: str | None = None
+    account_sid: str | None = None
+    messaging_service_sid: str | None = None
 
     def status_event(self) -> SmsStatusEvent:
         """This version of the record as a value of ``sms.status``."""

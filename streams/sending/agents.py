@@ -273,7 +273,7 @@ class SendAgent:
         if outcome.record is not None:
             await self.created_topic.send(
                 key=outcome.record.message_sid.encode(),
-                value=Topics.CREATED.codec.encode(outcome.record), force=True,
+                value=Topics.CREATED.codec.encode(outcome.created_event()), force=True,
             )  # fmt: skip
         await self._reply_topic(request.reply_topic).send(
             key=request.correlation_id.encode(),

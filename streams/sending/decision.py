@@ -262,7 +262,11 @@ def created(request: SendRequest, ready: Ready, sid: str, now: datetime) -> Outc
         created_at=request.received_at,
         updated_at=request.received_at,
     )
-    return Outcome(body_hash=request.body_hash, decided_at=now, status_code=201, record=record)
+    return Outcome(
+        body_hash=request.body_hash, decided_at=now, status_code=201, record=record,
+        account_sid=ready.account.account_sid,
+        messaging_service_sid=ready.use_case.messaging_service_sid,
+    )  # fmt: skip
 
 
 def rejected(

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.events import ErrorBody, SendReply, SendRequest
-from schemas.records import SmsRecord
+from schemas.records import SmsCreated, SmsRecord
 from schemas.topics import Codec
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,20 @@ class Outcome(BaseModel):
     in_flight: bool = False
     #: On a marker: the request itself, so that reconciliation can adopt or send it.
     request: SendRequest | None = None
+    #: On a created message: the subaccount and Messaging Service it was sent through, for
+    #: its ``sms.created`` event only (the reply and the public record leave them out).
+    account_sid: str | None = None
+    messaging_service_sid: str | None = None
+
+    def created_event(self) -> SmsCreated:
+        """The ``sms.created`` value of a created message (raises without a record)."""
+        if self.record is None:
+            raise ValueError("no record: the request created no message")
+        return SmsCreated(
+            **self.record.model_dump(),
+            account_sid=self.account_sid,
+            messaging_service_sid=self.messaging_service_sid,
+        )
 
     def reply(self, request: SendRequest) -> SendReply:
         return SendReply(

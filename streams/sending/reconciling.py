@@ -66,7 +66,7 @@ class Reconciling:
             )  # fmt: skip
             await self.created_topic.send(
                 key=outcome.record.message_sid.encode(),
-                value=Topics.CREATED.codec.encode(outcome.record), force=True,
+                value=Topics.CREATED.codec.encode(outcome.created_event()), force=True,
             )  # fmt: skip
 
     def count_resend(self, request: SendRequest, outcome: Outcome) -> None:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas.events import LifecycleControl, RawCallback
-from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
+from schemas.records import SmsCreated, SmsRecord, SmsStatus, SmsStatusEvent
 from schemas.topics import Topics
 from streams.lifecycle.housekeeping import Housekeeping
 from streams.lifecycle.processor import LifecycleProcessor, Source
@@ -31,11 +31,16 @@ class ListPublisher:
     """Keeps what the processor publishes; ``on_order`` runs inside each order's send."""
 
     statuses: list[SmsStatusEvent] = field(default_factory=list)
+    #: Publishes of a version still to fail, as a producer that cannot reach the broker.
+    failures: int = 0
     orders: list[tuple[bytes, LifecycleControl]] = field(default_factory=list)
     on_order: list[tuple[bytes, bytes]] = field(default_factory=list)
     tables: list[dict[bytes, bytes]] = field(default_factory=list)
 
     async def status(self, event: SmsStatusEvent) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("the producer could not take the message")
         self.statuses.append(event)
 
     async def order(self, sid: bytes, order: LifecycleControl) -> None:
@@ -65,9 +70,11 @@ class Lifecycle:
     async def feed(self, source: Source, value: bytes, sid: bytes = SID) -> None:
         await self.processor.process(source, sid, value, At())
 
-    async def created(self, record: SmsRecord | None = None) -> None:
-        record = record or create_record()
-        await self.feed("created", Topics.CREATED.codec.encode(record), record.message_sid.encode())
+    async def created(self, record: SmsRecord | None = None, **sent_through: str) -> None:
+        """The created event of ``record``; ``sent_through``: its ``account_sid`` and
+        ``messaging_service_sid`` (absent: an event written before they were carried)."""
+        event = SmsCreated(**(record or create_record()).model_dump(), **sent_through)
+        await self.feed("created", Topics.CREATED.codec.encode(event), event.message_sid.encode())
 
     async def callback(self, raw: RawCallback, sid: bytes = SID) -> None:
         await self.feed("callback", Topics.CALLBACKS.codec.encode(raw), sid)
@@ -205,6 +212,89 @@ async def test_an_undecodable_stored_record_makes_its_events_poison_and_stays(
     assert life.records[SID] == b"{broken" and life.held == {}
     assert life.published.statuses == []
     assert sample("smslane_worker_skipped_events_total", agent="track_lifecycle") == skipped + 2
+
+
+# -- the message's subaccount -------------------------------------------------------------------
+
+ACCOUNT_X, ACCOUNT_Y = "AC" + "1" * 32, "AC" + "2" * 32
+SERVICE = "MG" + "1" * 32
+
+
+async def test_the_subaccount_and_service_are_kept_beside_the_record_not_in_it(
+    life: Lifecycle,
+) -> None:
+    await life.created(account_sid=ACCOUNT_X, messaging_service_sid=SERVICE)
+    state = life.state()
+    assert (state.account_sid, state.messaging_service_sid) == (ACCOUNT_X, SERVICE)
+    published = life.published.statuses[0].model_dump()
+    assert "account_sid" not in published and "messaging_service_sid" not in published
+    assert life.published.statuses[0].record() == create_record()
+
+
+async def test_a_callback_from_another_subaccount_changes_nothing_and_is_counted(
+    life: Lifecycle, caplog: pytest.LogCaptureFixture
+) -> None:
+    foreign = sample("smslane_worker_callbacks_total", status="delivered",
+                     outcome="other_subaccount")  # fmt: skip
+    await life.created(account_sid=ACCOUNT_Y)
+    stored = life.records[SID]
+    await life.callback(callback("delivered", 1, AccountSid=ACCOUNT_X))
+    await life.callback(callback("delivered", 2))  # naming no subaccount at all
+    assert life.records[SID] == stored
+    assert life.published.versions() == [(1, SmsStatus.PENDING)]
+    assert sample("smslane_worker_callbacks_total", status="delivered",
+                  outcome="other_subaccount") == foreign + 2  # fmt: skip
+    assert f"{MESSAGE_SID} from subaccount {ACCOUNT_X}" in caplog.text
+    assert f"sent through {ACCOUNT_Y}" in caplog.text
+    await life.callback(callback("delivered", 3, AccountSid=ACCOUNT_Y))
+    assert life.published.versions() == [(1, SmsStatus.PENDING), (2, SmsStatus.DELIVERED)]
+
+
+async def test_a_held_callback_from_another_subaccount_is_dropped_when_applied(
+    life: Lifecycle,
+) -> None:
+    await life.callback(callback("delivered", 1, AccountSid=ACCOUNT_X))
+    await life.callback(callback("sent", 2, AccountSid=ACCOUNT_Y))
+    await life.created(account_sid=ACCOUNT_Y)
+    assert life.published.versions() == [(1, SmsStatus.PENDING), (2, SmsStatus.SENT)]
+    assert life.held == {}
+
+
+async def test_a_record_kept_without_its_subaccount_takes_callbacks_as_before(
+    life: Lifecycle,
+) -> None:
+    await life.created()  # a created event from before the subaccount was carried
+    await life.callback(callback("delivered", 1, AccountSid=ACCOUNT_X))
+    assert life.published.versions() == [(1, SmsStatus.PENDING), (2, SmsStatus.DELIVERED)]
+
+
+# -- the table never runs ahead of sms.status ----------------------------------------------------
+
+
+async def test_a_version_whose_publish_failed_is_not_kept(life: Lifecycle) -> None:
+    """The publish of ``delivered`` fails (the event is skipped): the table stays at the
+    version sms.status has, so the repair's callback later issues that version once, and
+    every version the table ever held was published. Putting before publishing left the
+    table terminal at a version never published, and the repair found nothing to do."""
+    await life.created()
+    await life.callback(callback("sent", 1))
+    life.published.failures = 1
+    await life.callback(callback("delivered", 2))
+    assert life.state().version == 2 and life.state().record.status is SmsStatus.SENT
+    await life.callback(callback("delivered", 3))  # status repair, a fresh receipt
+    assert life.published.versions() == [
+        (1, SmsStatus.PENDING), (2, SmsStatus.SENT), (3, SmsStatus.DELIVERED)
+    ]  # fmt: skip
+    assert life.state().record == life.published.statuses[-1].record()
+
+
+async def test_a_create_whose_publish_failed_keeps_its_held_callbacks(life: Lifecycle) -> None:
+    await life.callback(callback("sent", 1))
+    life.published.failures = 1
+    await life.created()
+    assert life.records == {} and SID in life.held
+    await life.created()  # redelivered, or the record's next event
+    assert life.published.versions() == [(1, SmsStatus.PENDING), (2, SmsStatus.SENT)]
 
 
 # -- housekeeping ------------------------------------------------------------------------------

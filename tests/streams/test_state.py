@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import TWILIO_STATUS_MAP, SmsRecord, SmsStatus
-from streams.lifecycle.state import CallbackFacts, Rejected, apply_callback, parse_callback
+from streams.lifecycle.state import (
+    CallbackFacts,
+    Rejected,
+    apply_callback,
+    from_other_subaccount,
+    parse_callback,
+)
 from tests.streams.factories import MESSAGE_SID, at, create_record
 
 PENDING, SENT, DELIVERED, FAILED, UNDELIVERED = (
@@ -102,6 +108,7 @@ def test_full_callback() -> None:
         num_segments=2,
         error_code=30003,
         received_at=T9,
+        account_sid="AC" + "0" * 32,
     )
 
 
@@ -454,3 +461,24 @@ def test_sent_only_lifecycle_agrees_on_what_it_knows(data: st.DataObject) -> Non
     assert in_order.status == SENT
     assert in_order.model_dump(include=fields) == shuffled.model_dump(include=fields)
     assert shuffled.handed_off_at is not None
+
+
+ACCOUNT_X, ACCOUNT_Y = "AC" + "1" * 32, "AC" + "2" * 32
+
+
+@pytest.mark.parametrize(
+    ("callback_account", "record_account", "dropped"),
+    [
+        (ACCOUNT_X, ACCOUNT_X, False),
+        (ACCOUNT_X, ACCOUNT_Y, True),
+        (None, ACCOUNT_Y, True),  # a callback naming no subaccount is not from the message's
+        (ACCOUNT_X, None, False),  # a record kept before its subaccount was: as before
+    ],
+)
+def test_a_callback_counts_only_from_the_subaccount_of_its_message(
+    callback_account: str | None, record_account: str | None, dropped: bool
+) -> None:
+    params = {"MessageSid": MESSAGE_SID, "MessageStatus": "delivered"}
+    if callback_account is not None:
+        params["AccountSid"] = callback_account
+    assert from_other_subaccount(parsed(params), record_account) is dropped
