@@ -24,6 +24,7 @@ from faust.types import ProducerT
 from schemas.events import LifecycleControl
 from schemas.records import SmsStatusEvent
 from schemas.topics import Topics
+from streams.batches import finished_batches
 from streams.lifecycle.batch import WriteBehind
 from streams.lifecycle.housekeeping import Housekeeping
 from streams.lifecycle.processor import LifecycleProcessor, Source
@@ -98,11 +99,12 @@ class LifecycleAgent:
         )
         self.processor = LifecycleProcessor(self.records, self.held, self.rules, publisher)
 
-    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks take_events
+    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks noack_take
         """Batches of events, each handled in order with itself bound as the current event
         (a ``rocksdb://`` table reads from its partition), then the batch's table writes,
-        one per key. Faust acks the batch when the next one is asked for."""
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+        one per key. A batch is acked once its writes are handed over, never before: a stop
+        while it waits on the producer redelivers it whole."""
+        async for events in finished_batches(stream, BATCH_SIZE, BATCH_WITHIN_S):
             await self.process_batch(events)
 
     async def process_batch(self, events: Sequence[faust.EventT[Any]]) -> None:

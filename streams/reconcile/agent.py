@@ -23,6 +23,7 @@ from feeds.config import ConfigView
 from schemas.events import Reconciled, ReconcileOrder
 from schemas.topics import Codec, Topics
 from streams import metrics
+from streams.batches import finished_batches
 from streams.reconcile import decision
 from streams.reconcile.decision import Adopt, Resend, Wait
 from streams.sending import checks
@@ -94,7 +95,7 @@ class ReconcileAgent:
         )  # fmt: skip
 
     async def run(self, stream: Any) -> None:  # a faust.Stream
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+        async for events in finished_batches(stream, BATCH_SIZE, BATCH_WITHIN_S):
             try:
                 await self._reconcile(events)
             except Exception:

@@ -174,6 +174,16 @@ def test_a_created_message_is_a_pending_record_dated_when_received() -> None:
     assert outcome.record.status == "pending"
 
 
+def test_a_created_message_is_published_with_the_subaccount_and_service_it_went_through() -> None:
+    sent_through = ready()
+    outcome = decision.created(request(), sent_through, "SM" + "a" * 32, T0)
+    event = outcome.created_event()
+    assert event.account_sid == sent_through.account.account_sid
+    assert event.messaging_service_sid == sent_through.use_case.messaging_service_sid
+    assert event.record() == outcome.record  # the public record leaves them out
+    assert "account_sid" not in outcome.reply(request()).model_dump_json()
+
+
 def test_twilio_21610_is_an_opt_out_to_record() -> None:
     decided = decision.rejected(request(), ready(), 21610, "unsubscribed", T0)
     assert decided.outcome.status_code == 422
