@@ -24,7 +24,7 @@ from typing import Protocol
 from feeds.config import ConfigView
 from schemas.config import Subaccount
 from schemas.events import RawCallback
-from schemas.records import TWILIO_STATUS_MAP, SmsRecord
+from schemas.records import TWILIO_STATUS_MAP
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.tables import LifecycleState, RecordHead
@@ -82,10 +82,17 @@ class StatusRepair:
 
     async def _repair(self, sid: bytes, now: datetime, slots: asyncio.Semaphore) -> None:
         state = self.records.get(sid)
-        account = self._account(state.record) if state is not None else None
-        if state is None or account is None:
+        if state is None:
             return
         self._checked[sid] = decision.after_check(self._checked.get(sid), now, self.after)
+        account = self._account(state)
+        if account is None:
+            metrics.REPAIRED.labels("no_account").inc()
+            log.warning(
+                "status repair of %s skipped: subaccount %s is not configured; retried later",
+                sid.decode(), state.account_sid or "of its use case",
+            )  # fmt: skip
+            return
         try:
             async with slots:
                 message = await self.gateway.fetch_message(account, state.record.message_sid)
@@ -110,11 +117,16 @@ class StatusRepair:
             extra={"message_sid": state.record.message_sid, "record_id": str(state.record.id)},
         )  # fmt: skip
 
-    def _account(self, record: SmsRecord) -> Subaccount | None:
-        use_case = self.config.use_cases.get(record.use_case_id)
-        if use_case is None:
-            return None
-        return self.config.subaccounts.get(use_case.account_sid)
+    def _account(self, state: LifecycleState) -> Subaccount | None:
+        """The subaccount the message was sent through; for a state kept before that was
+        known, the one its use case names today."""
+        account_sid = state.account_sid
+        if account_sid is None:
+            use_case = self.config.use_cases.get(state.record.use_case_id)
+            if use_case is None:
+                return None
+            account_sid = use_case.account_sid
+        return self.config.subaccounts.get(account_sid)
 
     def _forget_old(self, now: datetime) -> None:
         """Drop the bookkeeping of records long done with (bounded memory)."""

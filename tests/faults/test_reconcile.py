@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.factories import create_use_case, sim_messages, unique_number
+from tests.factories import create_subaccount, create_use_case, sim_messages, unique_number
 from tests.faults.client import Sent, send_until_answered
 from tests.harness import Stack
 from tests.integration.test_lifecycle import wait_for
@@ -196,4 +196,35 @@ async def test_a_record_whose_callbacks_are_lost_is_repaired_from_twilio(stack: 
             await sim.post("/_sim/config", json={"silent_numbers": []})
         details = (await sim.get(f"/_sim/messages/{record['message_sid']}")).json()
         assert {c["outcome"] for c in details["callbacks"]} == {"dropped"}
+        assert final["delivered_at"] is not None
+
+
+async def test_a_use_case_moved_to_another_subaccount_is_repaired_with_the_first(
+    stack: Stack,
+) -> None:
+    """The use case's account_sid is PATCHed after the send, and every callback is lost:
+    repair fetches the message with the subaccount it was sent through (kept by the
+    lifecycle from sms.created) and the record reaches delivered. With today's account the
+    fetch found nothing (Twilio scopes messages by account) and the record stayed pending."""
+    other_sid, other_token = "AC" + "7" * 32, "other-auth-token-0123456789"
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        await sim.post("/_sim/config", json={"accounts": {other_sid: other_token}})
+        await create_subaccount(admin, other_sid, other_token)
+        to = unique_number()
+        await sim.post("/_sim/config", json={"silent_numbers": [to]})
+        try:
+            answer = await client.post(
+                "/v1/sms/",
+                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "moved"},
+            )
+            assert answer.status_code == 201, answer.text
+            moved = await admin.patch(
+                f"/v1/admin/sms-use-cases/{use_case['id']}", json={"account_sid": other_sid}
+            )
+            assert moved.status_code == 200, moved.text
+            record = answer.json()
+            final = await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
+        finally:
+            await sim.post("/_sim/config", json={"silent_numbers": []})
         assert final["delivered_at"] is not None

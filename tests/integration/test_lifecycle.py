@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from schemas.records import SmsRecord
 from smslane.processes import wait_until_async
-from tests.factories import create_use_case, unique_number
+from tests.factories import create_subaccount, create_use_case, unique_number
 from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SENDERS, SERVICE_SID, Stack
 
 pytestmark = pytest.mark.integration
@@ -148,6 +148,39 @@ async def test_webhook_signature_and_unknown_inputs(stack: Stack) -> None:
         signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
         with_query = await http.post(query, data=params, headers={"X-Twilio-Signature": signature})
         assert with_query.status_code == 204
+
+
+async def test_a_callback_signed_by_another_subaccount_changes_nothing(stack: Stack) -> None:
+    """Subaccount X's callback, correctly signed with X's token, naming a message sent
+    through Y: 204, and the record stays as it was (before, it became delivered). Y's own
+    callback still moves it."""
+    other_sid, other_token = "AC" + "8" * 32, "other-auth-token-9876543210"
+    to = unique_number()
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        await create_subaccount(admin, other_sid, other_token)
+        await sim.post("/_sim/config", json={"silent_numbers": [to]})
+        try:
+            answer = await client.post(
+                "/v1/sms/",
+                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "mine"},
+            )
+        finally:
+            await sim.post("/_sim/config", json={"silent_numbers": []})
+    assert answer.status_code == 201, answer.text
+    record = answer.json()
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        foreign = {**callback_params(record["message_sid"], "delivered"), "AccountSid": other_sid}
+        dropped = await http.post(
+            WEBHOOK, data=foreign, headers=signed(stack, foreign, other_token)
+        )
+        assert dropped.status_code == 204
+        assert (await settle(stack, record["id"]))["status"] == "pending"
+        own = callback_params(record["message_sid"], "delivered")
+        assert (await http.post(WEBHOOK, data=own, headers=signed(stack, own))).status_code == 204
+    await wait_for(stack, record["id"], lambda r: r["status"] == "delivered")
+    versions = [json.loads(m.value) for m in await stack.read_topic("sms.status")]
+    assert [v["status"] for v in versions if v["id"] == record["id"]] == ["pending", "delivered"]
 
 
 async def test_callback_before_the_record_is_held_and_applied(stack: Stack) -> None:
