@@ -20,6 +20,7 @@ from tests.factories import create_subaccount, create_use_case, sim_messages, un
 from tests.faults.client import Sent, send_until_answered
 from tests.harness import Stack
 from tests.integration.test_lifecycle import wait_for
+from tests.integration.test_send import send
 
 pytestmark = pytest.mark.integration
 
@@ -214,10 +215,7 @@ async def test_a_use_case_moved_to_another_subaccount_is_repaired_with_the_first
         to = unique_number()
         await sim.post("/_sim/config", json={"silent_numbers": [to]})
         try:
-            answer = await client.post(
-                "/v1/sms/",
-                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "moved"},
-            )
+            answer = await send(client, use_case["id"], to, "moved")
             assert answer.status_code == 201, answer.text
             moved = await admin.patch(
                 f"/v1/admin/sms-use-cases/{use_case['id']}", json={"account_sid": other_sid}

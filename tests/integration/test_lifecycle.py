@@ -18,6 +18,7 @@ from schemas.records import SmsRecord
 from smslane.processes import wait_until_async
 from tests.factories import create_subaccount, create_use_case, unique_number
 from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SENDERS, SERVICE_SID, Stack
+from tests.integration.test_send import send
 
 pytestmark = pytest.mark.integration
 RANK = {"pending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
@@ -161,10 +162,7 @@ async def test_a_callback_signed_by_another_subaccount_changes_nothing(stack: St
         await create_subaccount(admin, other_sid, other_token)
         await sim.post("/_sim/config", json={"silent_numbers": [to]})
         try:
-            answer = await client.post(
-                "/v1/sms/",
-                json={"use_case_id": use_case["id"], "to_phone_number": to, "message": "mine"},
-            )
+            answer = await send(client, use_case["id"], to, "mine")
         finally:
             await sim.post("/_sim/config", json={"silent_numbers": []})
     assert answer.status_code == 201, answer.text
