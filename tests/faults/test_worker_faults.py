@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import shutil
 import signal
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,11 +24,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from schemas.events import SendReply, SendRequest
+from schemas.events import RawCallback, SendReply, SendRequest
 from smslane.processes import Child, free_port, wait_until
 from tests.factories import create_use_case, sim_messages, unique_number
 from tests.faults.client import Sent, send_until_answered
-from tests.harness import Stack
+from tests.harness import ACCOUNT_SID, SENDERS, Stack
 from tests.integration.test_lifecycle import wait_for
 from tests.integration.test_send import send
 
@@ -156,6 +158,73 @@ async def test_kill_9_during_a_stream_of_sends(stack: Stack) -> None:
     await asyncio.gather(paced(), kill_and_restart())
     interrupted = await _assert_accounted_for(stack, sends)
     print(f"kill -9 mid-stream: {len(sends)} sends, {interrupted} interrupted in the call")
+
+
+async def test_sigterm_during_a_burst_of_creates_and_callbacks(stack: Stack) -> None:
+    """A graceful stop while creates and callbacks pour in: every record reaches sms.status
+    with every version, none of them twice with different content, and the store holds the
+    last. Half the messages are silent at the simulator: their callbacks come as a burst
+    written straight to sms.callbacks (each ``sent`` redelivered many times, so that the
+    lifecycle publishes all along) just before the SIGTERM, and status repair finishes
+    them; the other half are created while the worker stops.
+
+    Whether the stop cuts a lifecycle batch short is a race (Faust stops its fetcher, then
+    the tables, then the agents): what a cut-short batch used to lose (take_events acked
+    it) is shown deterministically in tests/streams/test_lifecycle_agent.py."""
+    async with stack.admin() as admin, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        quiet = [Sent(unique_number(), f"quiet {n}") for n in range(10)]
+        await sim.post("/_sim/config", json={"silent_numbers": [s.to for s in quiet]})
+        try:
+            await _send_all(stack, use_case["id"], quiet)
+            loud = [Sent(unique_number(), f"burst {n}") for n in range(10)]
+            sending = asyncio.create_task(_send_all(stack, use_case["id"], loud))
+            await _callback_burst(stack, [s.final[1]["message_sid"] for s in quiet], copies=40)
+            await asyncio.to_thread(stack.restart_worker, signal.SIGTERM)
+            await sending
+        finally:
+            await sim.post("/_sim/config", json={"silent_numbers": []})
+    sends = quiet + loud
+    await _assert_accounted_for(stack, sends)
+    published = await _status_versions(stack)
+    async with stack.client() as client:
+        for sent in sends:
+            record_id = sent.final[1]["id"]
+            versions = published[record_id]
+            assert sorted(versions) == list(range(1, len(versions) + 1)), (record_id, versions)
+            twice = {v: contents for v, contents in versions.items() if len(contents) > 1}
+            assert not twice, (record_id, twice)
+            (last,) = versions[max(versions)]
+            stored = (await client.get(f"/v1/sms/{record_id}")).json()
+            assert {**json.loads(last), "version": None} == {**stored, "version": None}
+    print(f"SIGTERM mid-burst: {len(sends)} records, {sum(map(len, published.values()))} versions")
+
+
+async def _callback_burst(stack: Stack, sids: list[str], copies: int) -> None:
+    """A ``sent`` callback for each of ``sids``, each delivered ``copies`` times (the same
+    receipt, as a redelivery: the lifecycle publishes its version again each time)."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"])
+    await producer.start()
+    try:
+        for sid in sids:
+            params = {"AccountSid": ACCOUNT_SID, "MessageSid": sid, "MessageStatus": "sent",
+                      "From": SENDERS[0], "NumSegments": "1"}  # fmt: skip
+            raw = RawCallback(receipt_id=uuid.uuid4(), received_at=datetime.now(UTC), params=params)
+            for _ in range(copies):
+                await producer.send(stack.topic("sms.callbacks"), raw.model_dump_json().encode(),
+                                    key=sid.encode())  # fmt: skip
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _status_versions(stack: Stack) -> dict[str, dict[int, set[str]]]:
+    """record id → version → every distinct content published for it on sms.status."""
+    published: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for message in await stack.read_topic("sms.status"):
+        value = json.loads(message.value)
+        published[value["id"]][value["version"]].add(json.dumps(value, sort_keys=True))
+    return published
 
 
 def _second_worker(stack: Stack) -> Child:
