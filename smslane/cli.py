@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from schemas.kafka_security import kafka_secrets
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
@@ -100,10 +101,19 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka_settings_fit(settings: Settings) -> None:
+    """Stop now, naming the setting, when the broker accepts a connection but refuses
+    the login, the TLS or the protocol (an unreachable one is retried later, as before)."""
+    from feeds.kafka_check import require_connection_settings
+
+    require_connection_settings(settings)
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import run_worker
 
     require_secret_keys(settings)
+    _kafka_settings_fit(settings)
     run_worker(settings)
     return 0
 
@@ -111,6 +121,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _sink(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.runner import main as run_sink
 
+    _kafka_settings_fit(settings)
     run_sink(settings)
     return 0
 
@@ -118,6 +129,7 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
 def _store(settings: Settings, args: argparse.Namespace) -> int:
     from smslane.rebuild import run_rebuild
 
+    _kafka_settings_fit(settings)
     return run_rebuild(
         settings, database_url=args.database_url, force=args.force, batch_size=args.batch_size
     )
@@ -127,6 +139,7 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     from ingress.app import run_ingress
 
     require_secret_keys(settings)
+    _kafka_settings_fit(settings)
     run_ingress(settings)
     return 0
 
@@ -134,6 +147,7 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
 def _secrets(settings: Settings, args: argparse.Namespace) -> int:
     from smslane.rotate import run_rotate
 
+    _kafka_settings_fit(settings)
     return run_rotate(settings)
 
 
@@ -269,7 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_format,
         verbose=args.verbose,
-        secrets=(*settings.api_keys, *settings.admin_api_keys, *settings.secret_keys),
+        secrets=(
+            *settings.api_keys,
+            *settings.admin_api_keys,
+            *settings.secret_keys,
+            *kafka_secrets(settings),
+        ),
     )
     code: int = args.run(settings, args)
     return code

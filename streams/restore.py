@@ -28,9 +28,11 @@ from typing import Any
 import faust
 import rocksdict
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.stores.rocksdb import Store as RocksStore
+
+from feeds import kafka_clients
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,8 @@ class TableRestore:
     """Bring the RocksDB file of every changelog partition of ``tables`` up to date, a few
     partitions at a time (each open file holds its write buffers until it is closed)."""
 
-    def __init__(self, bootstrap_servers: str, tables: Iterable[Any]) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: Settings, tables: Iterable[Any]) -> None:
+        self.settings = settings
         self.stores = {t.changelog_topic.get_topic_name(): t.data for t in tables
                        if isinstance(t.data, RocksStore)}  # fmt: skip
         #: Partitions whose file this restore created, by changelog topic.
@@ -100,8 +102,8 @@ class TableRestore:
         file is consistent with its stored offset at each write."""
         if not self.stores:
             return 0
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+        consumer = kafka_clients.consumer(
+            self.settings, enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 2**20,
             fetch_max_bytes=64 * 2**20,
         )  # fmt: skip
@@ -132,7 +134,7 @@ class TableRestore:
 
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the changelog topics that exist (none on a first start)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        admin = kafka_clients.admin(self.settings)
         await admin.start()
         try:
             # Only topics that exist: describing a missing one may create it (a broker with

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
+from schemas.settings import Settings
 from streams.restore import TableRestore, discard_unassigned
 from streams.tables import ChangelogTable, changelog_table
 
@@ -44,6 +45,10 @@ async def changelog(table: ChangelogTable, kafka_bootstrap: str) -> AsyncIterato
     finally:
         await admin.delete_topics([name])
         await admin.close()
+
+
+def restore_of(bootstrap: str, table: ChangelogTable) -> TableRestore:
+    return TableRestore(Settings(kafka_bootstrap_servers=bootstrap), [table])
 
 
 async def produce(bootstrap: str, topic: str, *records: tuple[int, bytes, bytes | None]) -> None:
@@ -75,7 +80,7 @@ async def test_a_cold_restore_writes_the_last_value_of_each_key_and_faust_s_offs
         kafka_bootstrap, changelog,
         (0, b"a", b"1"), (0, b"b", b"2"), (0, b"a", b"3"), (1, b"c", b"4"), (1, b"c", None),
     )  # fmt: skip
-    copied = await TableRestore(kafka_bootstrap, [table]).run()
+    copied = await restore_of(kafka_bootstrap, table).run()
     assert copied == 5
     assert read_back(table, 0) == ({b"a": b"3", b"b": b"2"}, 2)
     assert read_back(table, 1) == ({}, 1)  # the tombstone deleted c
@@ -88,18 +93,18 @@ async def test_a_second_restore_copies_only_what_was_written_since(
     table: ChangelogTable, changelog: str, kafka_bootstrap: str
 ) -> None:
     await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (1, b"b", b"2"))
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 2
+    assert await restore_of(kafka_bootstrap, table).run() == 2
     await produce(kafka_bootstrap, changelog, (1, b"b", b"5"))
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 1
+    assert await restore_of(kafka_bootstrap, table).run() == 1
     assert read_back(table, 0) == ({b"a": b"1"}, 0)
     assert read_back(table, 1) == ({b"b": b"5"}, 1)
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
 
 
 async def test_an_empty_changelog_leaves_files_with_nothing_to_replay(
     table: ChangelogTable, changelog: str, kafka_bootstrap: str
 ) -> None:
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     assert read_back(table, 0) == ({}, -1)  # Faust resumes at offset 0
 
 
@@ -109,7 +114,7 @@ async def test_tables_in_memory_are_left_to_faust(tmp_path: Path, kafka_bootstra
         store="memory://", datadir=str(tmp_path), autodiscover=False,
     )  # fmt: skip
     table = changelog_table(app, "things", key_type=bytes, value_type=bytes, partitions=2)
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     assert not await asyncio.to_thread(lambda: any(tmp_path.rglob("*.db")))
 
 
@@ -118,7 +123,7 @@ async def test_a_first_start_creates_no_changelog_topic(
 ) -> None:
     """Faust creates the changelog with the table's partitions; a restore that asked the
     broker about the missing topic would have it auto-created with the broker's default."""
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
@@ -141,7 +146,7 @@ async def test_a_partition_whose_records_are_all_gone_ends_the_copy(
         await admin.delete_records({TopicPartition(changelog, 0): RecordsToDelete(2)})
     finally:
         await admin.close()
-    copied = await asyncio.wait_for(TableRestore(kafka_bootstrap, [table]).run(), 30)
+    copied = await asyncio.wait_for(restore_of(kafka_bootstrap, table).run(), 30)
     assert copied == 1
     assert read_back(table, 0) == ({}, 1)  # up to date: Faust resumes at offset 1, its end
     assert read_back(table, 1) == ({b"c": b"3"}, 0)
@@ -156,7 +161,7 @@ async def test_files_created_for_partitions_not_held_are_removed(
     await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (1, b"b", b"2"))
     store = table.data
     store.rocksdb_options.open(store.partition_path(1)).close()  # Faust's, from before
-    restore = TableRestore(kafka_bootstrap, [table])
+    restore = restore_of(kafka_bootstrap, table)
     assert await restore.run() == 2
     assert discard_unassigned(restore, held={0}) == 0  # held: kept
     assert store.partition_path(0).exists()
