@@ -6,11 +6,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from schemas.kafka_security import kafka_secrets
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
+
+if TYPE_CHECKING:
+    from smslane.kafka_local import LocalKafka
 
 _DESCRIPTION = """\
 smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
@@ -83,9 +87,9 @@ def _sim_log_format() -> LogFormat:
 
 
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
-    from smslane.kafka_local import KafkaError, LocalKafka
+    from smslane.kafka_local import KafkaError
 
-    broker = LocalKafka(settings)
+    broker = _local_broker(settings, secured=args.sasl_ssl)
     try:
         if args.action == "start":
             broker.start()
@@ -107,6 +111,14 @@ def _kafka_settings_fit(settings: Settings) -> None:
     from feeds.kafka_check import require_connection_settings
 
     require_connection_settings(settings)
+
+
+def _local_broker(settings: Settings, *, secured: bool) -> LocalKafka:
+    """The local broker ``smslane kafka`` manages: PLAINTEXT, or SASL_SSL only."""
+    from smslane.kafka_local import LocalKafka
+    from smslane.kafka_secure import SecuredLocalKafka
+
+    return SecuredLocalKafka(settings) if secured else LocalKafka(settings)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -194,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["start", "stop", "status"],
         help="start: in the background, waiting until it answers; stop: the broker smslane "
         "started; status: exit 0 when a broker answers, 3 otherwise",
+    )
+    kafka.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="the broker with a SASL_SSL listener only (SCRAM-SHA-512, test certificates from "
+        "trustme, a generated password), its state in SMSLANE_DATA_DIR/kafka-sasl-ssl; start "
+        "writes the client settings to client.env there (mode 0600; needs the dev extra)",
     )
     kafka.set_defaults(run=_kafka)
 

@@ -23,7 +23,7 @@ from types import FrameType
 
 import httpx
 
-from feeds.kafka_check import check_connection
+from feeds.kafka_check import WrongConnectionSetting, check_connection
 from feeds.secret_box import new_key
 from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from smslane.kafka_local import KafkaError, LocalKafka
@@ -243,7 +243,11 @@ class _Up:
         it checks the settings fit (a wrong one stops here, named) and that it answers."""
         where = self.settings.kafka_bootstrap_servers
         protocol = self.settings.kafka_security_protocol
-        if not asyncio.run(check_connection(self.settings)):
+        try:
+            answers = asyncio.run(check_connection(self.settings))
+        except WrongConnectionSetting as exc:
+            raise KafkaError(str(exc)) from None
+        if not answers:
             raise KafkaError(
                 f"nothing answers at SMSLANE_KAFKA_BOOTSTRAP_SERVERS={where}, and with "
                 f"SMSLANE_KAFKA_SECURITY_PROTOCOL={protocol} smslane up starts no local broker "
