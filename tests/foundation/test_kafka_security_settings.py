@@ -92,3 +92,12 @@ def test_the_password_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kafka_sasl_password is not None
     assert settings.kafka_sasl_password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/configuration.md", "docs/operations.md"])
+def test_every_security_setting_is_documented(page: str) -> None:
+    from schemas.kafka_security import KafkaSecuritySettings
+
+    text = (Path(__file__).resolve().parents[2] / page).read_text()
+    for name in KafkaSecuritySettings.model_fields:
+        assert f"SMSLANE_{name.upper()}" in text, (page, name)
