@@ -14,6 +14,13 @@ partitions the worker was not given. Data and offset go in one write batch, so a
 short (a crash, a broker error, no progress for 30 s) leaves each file consistent, and
 Faust's recovery goes on from wherever it stopped. Values are copied byte for byte, as
 ``Store.apply_changelog_batch`` would write them; a tombstone deletes its key.
+
+A file that claims an offset its changelog partition does not have (the data directory
+holds tables from another cluster, or from before the topics were recreated) would stop
+Faust's recovery at every start ("persisted offset is higher than the last offset in that
+topic"): such a file is discarded, with one log line, and the partition restored from its
+changelog like a lost one. A changelog topic that does not exist (yet) has no offset at
+all, so every file of its table is such a file.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -95,6 +103,8 @@ class TableRestore:
         #: Partitions whose file this restore created, by changelog topic.
         self.created: dict[str, set[int]] = {}
         self.copied = self.partitions_done = 0
+        #: The changelog topics found on the broker.
+        self.on_broker: set[str] = set()
 
     async def run(self) -> int:
         """Copy what the files miss; the number of records copied. Whatever stops the copy
@@ -111,7 +121,9 @@ class TableRestore:
         try:
             await consumer.start()
             tps = await self._partitions()
-            ends = await consumer.end_offsets(tps) if tps else {}
+            on_broker = [tp for tp in tps if tp.topic in self.on_broker]
+            ends = await consumer.end_offsets(on_broker) if on_broker else {}
+            ends.update({tp: 0 for tp in tps if tp not in ends})  # no topic: no offset
             for first in range(0, len(tps), GROUP_SIZE):
                 await self._copy_group(consumer, tps[first : first + GROUP_SIZE], ends, len(tps))
         except (KafkaError, RestoreStalled) as exc:
@@ -140,6 +152,7 @@ class TableRestore:
             # Only topics that exist: describing a missing one may create it (a broker with
             # auto.create.topics.enable), with the broker's partition count, not the table's.
             existing = set(await admin.list_topics()) & set(self.stores)
+            self.on_broker = existing
             described = await admin.describe_topics(sorted(existing)) if existing else []
         finally:
             await admin.close()
@@ -148,18 +161,37 @@ class TableRestore:
             for topic in described
             if topic["error_code"] == 0
             for partition in topic["partitions"]
-        ]
+        ] + self._orphans(existing)
 
     def _open(self, tp: TopicPartition, end: int) -> PartitionCopy:
-        """Open the partition's file (creating it) and find where its copy starts."""
+        """Open the partition's file (creating it) and find where its copy starts; a file
+        ahead of its changelog is discarded first."""
         store = self.stores[tp.topic]
         path = store.partition_path(tp.partition)
+        stored = _stored_offset(store, path)
+        if stored is not None and ahead_of_changelog(stored, end):
+            log.warning(
+                "table file %s holds changelog offset %d but %s ends at offset %d (tables "
+                "from another cluster, or from before the topic was recreated): discarded, "
+                "the partition is restored from its changelog",
+                path, stored, tp, end,
+            )  # fmt: skip
+            shutil.rmtree(path)
+            stored = None
         if not path.exists():
             self.created.setdefault(tp.topic, set()).add(tp.partition)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = store.rocksdb_options.open(path)
-        stored = db.get(RocksStore.offset_key)
-        return PartitionCopy(tp, db, 0 if stored is None else int(stored) + 1, end)
+        return PartitionCopy(tp, db, 0 if stored is None else stored + 1, end)
+
+    def _orphans(self, existing: set[str]) -> list[TopicPartition]:
+        """The local files of tables whose changelog topic is not on the broker."""
+        return [
+            TopicPartition(topic, partition)
+            for topic, store in self.stores.items()
+            if topic not in existing
+            for partition in local_partitions(store)
+        ]
 
     async def _copy_group(
         self,
@@ -209,6 +241,37 @@ class TableRestore:
                     del pending[tp]
             if time.monotonic() - progress_at > STALL_S:
                 raise RestoreStalled(f"no progress for {STALL_S:.0f} s on {sorted(pending)}")
+
+
+def ahead_of_changelog(stored: int, end: int) -> bool:
+    """Whether a file whose last applied offset is ``stored`` claims records its changelog
+    partition, which ends (next offset) at ``end``, does not have."""
+    return stored >= end
+
+
+def _stored_offset(store: RocksStore, path: Path) -> int | None:
+    """The last changelog offset the file at ``path`` applied; None without a file."""
+    if not path.exists():
+        return None
+    db = store.rocksdb_options.open(path)
+    try:
+        stored = db.get(RocksStore.offset_key)
+    finally:
+        db.close()
+    return None if stored is None else int(stored)
+
+
+def local_partitions(store: RocksStore) -> list[int]:
+    """The partitions that have a file in the table's directory."""
+    stem = store.partition_path(0).name.removesuffix("0.db")  # "<table>-"
+    if not store.path.is_dir():
+        return []
+    found = []
+    for path in store.path.iterdir():
+        number = path.name.removeprefix(stem).removesuffix(".db")
+        if path.name.startswith(stem) and path.name.endswith(".db") and number.isdigit():
+            found.append(int(number))
+    return sorted(found)
 
 
 def held_partitions(app: faust.App) -> set[int]:

@@ -8,6 +8,7 @@ offset would make Faust replay everything again, or skip what it must not.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
 from schemas.settings import Settings
-from streams.restore import TableRestore, discard_unassigned
+from streams.restore import TableRestore, ahead_of_changelog, discard_unassigned
 from streams.tables import ChangelogTable, changelog_table
 
 pytestmark = pytest.mark.integration
@@ -168,3 +169,50 @@ async def test_files_created_for_partitions_not_held_are_removed(
     assert discard_unassigned(restore, held=set()) == 1  # not held: gone
     assert not store.partition_path(0).exists()
     assert store.partition_path(1).exists()
+
+
+def write_file(table: ChangelogTable, partition: int, offset: int, **items: bytes) -> None:
+    """A partition file as Faust leaves it: ``items`` and its last applied offset."""
+    store = table.data
+    path = store.partition_path(partition)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = store.rocksdb_options.open(path)
+    try:
+        for key, value in items.items():
+            db.put(key.encode(), value)
+        db.put(store.offset_key, str(offset).encode())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "end", "ahead"), [(4, 5, False), (5, 5, True), (100, 1, True), (-1, 0, False)]
+)
+def test_a_file_is_ahead_when_it_claims_an_offset_the_changelog_lacks(
+    stored: int, end: int, ahead: bool
+) -> None:
+    assert ahead_of_changelog(stored, end) is ahead
+
+
+async def test_a_file_ahead_of_its_changelog_is_discarded_and_restored(
+    table: ChangelogTable, changelog: str, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tables from another cluster, or from before the topic was recreated: Faust stopped
+    at every start ("persisted offset is higher than the last offset in that topic")."""
+    write_file(table, 0, 100, stale=b"from-before")
+    await produce(kafka_bootstrap, changelog, (0, b"a", b"1"))
+    with caplog.at_level(logging.WARNING, logger="streams.restore"):
+        assert await restore_of(kafka_bootstrap, table).run() == 1
+    assert read_back(table, 0) == ({b"a": b"1"}, 0)
+    said = [r.getMessage() for r in caplog.records if "discarded" in r.getMessage()]
+    assert len(said) == 1 and "offset 100" in said[0] and f"{changelog}" in said[0]
+
+
+async def test_files_of_a_table_whose_changelog_is_gone_are_discarded(
+    table: ChangelogTable, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_file(table, 1, 7, stale=b"from-another-cluster")
+    with caplog.at_level(logging.WARNING, logger="streams.restore"):
+        assert await restore_of(kafka_bootstrap, table).run() == 0
+    assert read_back(table, 1) == ({}, -1)  # Faust starts the partition from offset 0
+    assert sum("discarded" in r.getMessage() for r in caplog.records) == 1
