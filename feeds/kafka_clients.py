@@ -8,15 +8,17 @@ No other module constructs an aiokafka client or a Faust app's credentials
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from schemas.kafka_security import KafkaSecuritySettings
 from schemas.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from faust.auth import Credentials
 
 
 def ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext:
@@ -77,8 +79,10 @@ def client(settings: Settings, **options: Any) -> AIOKafkaClient:
     return AIOKafkaClient(**connection_options(settings), **options)
 
 
-def faust_credentials(settings: Settings) -> faust.auth.Credentials | None:
+def faust_credentials(settings: Settings) -> Credentials | None:
     """The Faust app's ``broker_credentials``: the same login and TLS as every other client."""
+    import faust  # only the worker needs it
+
     context = ssl_context(settings) if settings.kafka_uses_tls else None
     if settings.kafka_uses_sasl:
         assert settings.kafka_sasl_password is not None  # checked by the settings
