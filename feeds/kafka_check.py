@@ -41,6 +41,11 @@ def diagnose(exc: BaseException, settings: Settings) -> str:
     """The setting to blame for ``exc``, raised by a connection the broker accepted, and
     why, in one line (never the password)."""
     protocol = f"SMSLANE_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}"
+    if isinstance(exc, ssl.SSLCertVerificationError) and "mismatch" in str(exc).lower():
+        return (
+            "SMSLANE_KAFKA_BOOTSTRAP_SERVERS: the broker's certificate is not issued for the "
+            f"host name used to reach it ({exc.verify_message})"
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         trusted = settings.kafka_ssl_cafile or "the system's CAs"
         return (
@@ -99,6 +104,8 @@ async def check_connection(settings: Settings) -> bool:
             continue
         try:
             await _first_request(host, int(port), timeout_s, options)
+        except ConnectionRefusedError:
+            continue  # went down since the TCP check: unreachable, not a wrong setting
         except (OSError, errors.KafkaError, TimeoutError) as exc:
             raise WrongConnectionSetting(diagnose(exc, settings)) from None
         return True

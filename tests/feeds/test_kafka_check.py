@@ -46,6 +46,13 @@ def test_an_untrusted_certificate_names_the_ca_file() -> None:
     assert "the system's CAs" in line
 
 
+def test_a_certificate_for_another_host_names_the_servers() -> None:
+    exc = ssl.SSLCertVerificationError("certificate verify failed: Hostname mismatch")
+    exc.verify_message = "Hostname mismatch, certificate is not valid for 'kafka.local'."
+    line = diagnose(exc, Settings(kafka_security_protocol="SSL"))
+    assert line.startswith("SMSLANE_KAFKA_BOOTSTRAP_SERVERS")
+
+
 async def test_a_refused_connection_is_not_a_wrong_setting() -> None:
     settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     assert await check_connection(settings) is False

@@ -14,10 +14,18 @@ from tests.harness import Stack, free_port
 
 
 @pytest.fixture(scope="module")
-def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredLocalKafka]:
+def broker_said() -> list[str]:
+    """Every line the secured broker's start and stop showed the user."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def secured_broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_said: list[str]
+) -> Iterator[SecuredLocalKafka]:
     root = tmp_path_factory.mktemp("sasl-ssl-kafka")
     settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", data_dir=root)
-    broker = SecuredLocalKafka(settings)
+    broker = SecuredLocalKafka(settings, progress=broker_said.append)
     broker.start()
     try:
         yield broker

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.settings import Settings
 from smslane.kafka_secure import SecuredLocalKafka
 from tests.harness import Stack
 from tests.integration.test_lifecycle import send_with_scenario, wait_for
@@ -115,6 +116,25 @@ def test_up_with_a_wrong_password_stops_naming_the_setting(
     assert "SMSLANE_KAFKA_SASL_PASSWORD: the broker refused the login" in said
     assert not (var / "kafka").exists() and not (var / "log").exists()  # nothing started
     assert WRONG_PASSWORD not in said and password_of(secured_broker) not in said
+
+
+def test_the_broker_shows_where_the_client_settings_are_never_the_password(
+    secured_broker: SecuredLocalKafka, broker_said: list[str]
+) -> None:
+    assert any(str(secured_broker.env_file) in line for line in broker_said), broker_said
+    assert not any(password_of(secured_broker) in line for line in broker_said)
+    for private in (secured_broker.env_file, secured_broker.password_file):
+        assert private.stat().st_mode & 0o777 == 0o600
+    env = dict(line.split("=", 1) for line in secured_broker.env_file.read_text().splitlines())
+    assert env == secured_broker.client_environment()
+
+
+def test_smslane_kafka_takes_the_sasl_ssl_broker() -> None:
+    from smslane.cli import _local_broker, build_parser
+
+    args = build_parser().parse_args(["kafka", "start", "--sasl-ssl"])
+    assert args.sasl_ssl
+    assert isinstance(_local_broker(Settings(), secured=True), SecuredLocalKafka)
 
 
 def test_no_log_of_the_run_shows_the_password(
