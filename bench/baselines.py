@@ -18,14 +18,15 @@ import uuid
 from typing import Any
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from bench.driver import LoadGen
-from bench.kafka import callback_value, make_records, producer, send_all
+from bench.kafka import callback_value, kafka_settings, make_records, producer, send_all
 from bench.plan import Run
 from bench.procstat import load_average
 from bench.send import http_ladder, send_command, summarize_ladder
 from bench.stack import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, BenchStack
+from feeds import kafka_clients
 from schemas.records import SmsStatus, SmsStatusEvent
 from smslane.processes import free_port, wait_until_async
 
@@ -98,7 +99,7 @@ async def run_kafka_baseline(run: Run, bootstrap: str, partitions: int = 4) -> d
     messages = run.plan.raw_messages
     name = f"braw{uuid.uuid4().hex[:8]}"
     source, sink = f"{name}.in", f"{name}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka_clients.admin(kafka_settings(bootstrap))
     await admin.start()
     load = load_average()
     try:

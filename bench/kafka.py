@@ -10,13 +10,20 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from bench.loadgen import callback_form
+from feeds import kafka_clients
 from schemas.events import RawCallback
 from schemas.records import SmsRecord
+from schemas.settings import Settings
 from smslane.processes import wait_until_async
+
+
+def kafka_settings(bootstrap: str) -> Settings:
+    """The broker at ``bootstrap``, with the security settings of this environment
+    (``SMSLANE_KAFKA_SECURITY_PROTOCOL`` and the rest), for the harness's own clients."""
+    return Settings(kafka_bootstrap_servers=bootstrap)
 
 
 class LagProbe:
@@ -24,8 +31,8 @@ class LagProbe:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = kafka_clients.admin(kafka_settings(bootstrap))
+        self._ends = kafka_clients.consumer(kafka_settings(bootstrap), enable_auto_commit=False)
 
     async def __aenter__(self) -> LagProbe:
         await self._admin.start()
@@ -82,7 +89,7 @@ class LagProbe:
 async def producer(bootstrap: str, **kw: Any) -> AsyncIterator[AIOKafkaProducer]:
     options: dict[str, Any] = {"linger_ms": 20, "acks": 1, "max_batch_size": 256 * 1024}
     options.update(kw)
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, **options)
+    prod = kafka_clients.producer(kafka_settings(bootstrap), **options)
     await prod.start()
     try:
         yield prod

@@ -23,15 +23,17 @@ import os
 import sys
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench.kafka import kafka_settings
+from feeds import kafka_clients
 
 
 async def relay(args: argparse.Namespace) -> dict[str, float | int]:
-    consumer = AIOKafkaConsumer(
-        args.source, bootstrap_servers=args.bootstrap, group_id=args.group,
+    settings = kafka_settings(args.bootstrap)
+    consumer = kafka_clients.consumer(
+        settings, args.source, group_id=args.group,
         enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=1000,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=5)
+    producer = kafka_clients.producer(settings, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     changelog = b"c" * args.changelog_bytes

@@ -26,12 +26,13 @@ from pathlib import Path
 from uuid import uuid4
 
 import asyncpg  # type: ignore[import-untyped]
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.kafka import kafka_settings
+from feeds import kafka_clients
 from schemas.records import SmsStatus, SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -88,7 +89,7 @@ async def fresh_database(url: str) -> AsyncIterator[str]:
 
 
 async def produce(bootstrap: str, topic: str, events: list[SmsStatusEvent]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    producer = kafka_clients.producer(kafka_settings(bootstrap), linger_ms=20, acks="all")
     await producer.start()
     try:
         futures = [
@@ -109,7 +110,7 @@ async def bench(args: argparse.Namespace) -> dict[str, object]:
     """Run it; the figures (also what ``python -m bench`` records under ``sink``)."""
     prefix = f"bench{uuid4().hex[:8]}."
     topic = Topics.STATUS.name(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=args.bootstrap)
+    admin = kafka_clients.admin(kafka_settings(args.bootstrap))
     await admin.start()
     await admin.create_topics([NewTopic(topic, args.partitions, 1)])
     try:

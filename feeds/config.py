@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from feeds import kafka_clients
 from feeds.api_keys import ApiKeyIndex
 from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
 from schemas.config import (
@@ -45,6 +46,7 @@ from schemas.config import (
     UseCase,
     parse_opt_out_key,
 )
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -240,12 +242,10 @@ class ConfigView:
 class ConfigFeed:
     """Reads the config topic from its beginning into ``view``, then follows it."""
 
-    def __init__(
-        self, bootstrap_servers: str, topic: str, view: ConfigView, *, timeout_s: float = 5.0
-    ) -> None:
+    def __init__(self, settings: Settings, topic: str, view: ConfigView) -> None:
         self.view = view
         self._tp = TopicPartition(topic, 0)
-        self._bootstrap, self._timeout_s = bootstrap_servers, timeout_s
+        self._settings, self._timeout_s = settings, settings.kafka_timeout_seconds
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._end = 0
@@ -255,8 +255,8 @@ class ConfigFeed:
 
         Raises the client's error when the broker cannot be reached (callers retry).
         """
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+        consumer = kafka_clients.consumer(
+            self._settings,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=int(max(self._timeout_s, 1.0) * 1000) + 1000,

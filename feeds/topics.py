@@ -7,25 +7,25 @@ sink), so whichever comes first creates the topics with the catalog's layout
 
 from __future__ import annotations
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from feeds import kafka_clients
 from feeds.kafka_admin import align_topic_configs
+from schemas.settings import Settings
 from schemas.topics import Topics
 
 
-async def ensure_topics(
-    bootstrap_servers: str, prefix: str, partitions: int, *, timeout_s: float = 30.0
-) -> list[str]:
+async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Create every catalog topic that does not exist yet; return the names created.
 
     An existing catalog topic gets the catalog's configs (``cleanup.policy``, …) where its own
     differ, each change logged; its other configs and its partitions are left as they are.
-    Idempotent, and a concurrent creator is fine.
+    Idempotent, and a concurrent creator is fine. Prefix and partitions are
+    SMSLANE_TOPIC_PREFIX and SMSLANE_TOPIC_PARTITIONS.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    prefix, partitions = settings.topic_prefix, settings.topic_partitions
+    admin = kafka_clients.admin(settings, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -106,12 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
     """Create the catalog's topics if the broker answers (best effort), then connect."""
     with contextlib.suppress(Exception):
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            timeout_s=settings.kafka_timeout_seconds,
-        )
+        await ensure_topics(settings, timeout_s=settings.kafka_timeout_seconds)
     await bridge.connect()
 
 

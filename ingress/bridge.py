@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
+from feeds import kafka_clients
 from feeds.config import ConfigFeed, ConfigView
 from feeds.secret_box import SecretBox
 from schemas.config import ConfigChange, ConfigEntity, config_key
@@ -65,8 +66,8 @@ class KafkaBridge:
 
     async def start(self) -> None:
         servers = self.settings.kafka_bootstrap_servers
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=servers,
+        self._producer = kafka_clients.producer(
+            self.settings,
             acks="all",
             linger_ms=1,
             request_timeout_ms=int(self._timeout * 1000),
@@ -75,7 +76,7 @@ class KafkaBridge:
         await self._producer.start()
         # Handlers keep answering 503 until the config view has caught up.
         self._starting, self._producer = self._producer, None
-        replies = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        replies = kafka_clients.consumer(self.settings, enable_auto_commit=False)
         self._consumers.append(replies)
         await replies.start()
         reply_tp = TopicPartition(self.replies_topic, 0)
@@ -83,7 +84,7 @@ class KafkaBridge:
         await replies.seek_to_end(reply_tp)
         await replies.position(reply_tp)
         self.config = ConfigView(self.secrets)  # a reconnect reads the topic again from its start
-        self._feed = ConfigFeed(servers, self.config_topic, self.config, timeout_s=self._timeout)
+        self._feed = ConfigFeed(self.settings, self.config_topic, self.config)
         await self._feed.start()
         self._tasks = [asyncio.create_task(self._read_replies(replies), name="read-replies")]
         if not await self._feed.wait_caught_up(timeout_s=60):

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from schemas.kafka_security import KafkaSecuritySettings
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -32,8 +34,9 @@ STATUS_CALLBACK_FRAGMENT = "rc=3&rp=all"
 INBOUND_WEBHOOK_PATH = "/v1/webhook/twilio/sms-inbound"
 
 
-class Settings(BaseSettings):
-    """Process settings shared by the ingress, the worker, the sink and the CLI."""
+class Settings(KafkaSecuritySettings):
+    """Process settings shared by the ingress, the worker, the sink and the CLI (the Kafka
+    security settings come from :class:`KafkaSecuritySettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="SMSLANE_", frozen=True, extra="ignore")
 
@@ -241,7 +244,9 @@ class Settings(BaseSettings):
 
 
 #: Values never echoed in error messages (URLs may carry passwords).
-_SECRET_FIELDS = frozenset({"api_keys", "admin_api_keys", "secret_keys", "database_url"})
+_SECRET_FIELDS = frozenset(
+    {"api_keys", "admin_api_keys", "secret_keys", "database_url", "kafka_sasl_password"}
+)
 
 
 class SettingsError(SystemExit):
@@ -264,7 +269,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # settings that contradict each other: the message names them
+                lines.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            field = str(error["loc"][0])
             value = "(hidden)" if field in _SECRET_FIELDS else repr(error.get("input"))
             lines.append(f"SMSLANE_{field.upper()}={value}: {error['msg']}")
         raise SettingsError("smslane: invalid setting\n  " + "\n  ".join(lines)) from None

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from feeds import kafka_clients
 from schemas.settings import Settings
 from schemas.topics import Topics
 from sinks.runner import Backoff, Batch, decode_batch, write_batch
@@ -86,8 +86,8 @@ async def rebuild_store(
     store = await _open_store(database_url, force)
     try:
         topic = Topics.STATUS.name(settings.topic_prefix)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+        consumer = kafka_clients.consumer(
+            settings,
             client_id=f"{settings.app_id}-store-rebuild",
             group_id=None,
             enable_auto_commit=False,
@@ -96,7 +96,7 @@ async def rebuild_store(
         await consumer.start()
         try:
             reader = _Reader(consumer, store, stop, backoff or Backoff(), on_progress)
-            await reader.start(settings.kafka_bootstrap_servers, topic)
+            await reader.start(settings, topic)
             complete = await reader.run(batch_size)
         finally:
             await consumer.stop()
@@ -137,9 +137,9 @@ async def _count_records(store: Store) -> int:
             return int((await connection.execute(query)).scalar_one())
 
 
-async def _partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
+async def _partitions_of(settings: Settings, topic: str) -> list[int]:
     """The partition numbers of ``topic``; none when it does not exist (never creates it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         if topic not in await admin.list_topics():  # all topics: no auto-creation
@@ -180,9 +180,9 @@ class _Reader:
     def total(self) -> int:
         return sum(self.ends[tp] - self.starts[tp] for tp in self.ends)
 
-    async def start(self, bootstrap_servers: str, topic: str) -> None:
+    async def start(self, settings: Settings, topic: str) -> None:
         """Assign every partition of ``topic`` at its beginning; note where each ends now."""
-        numbers = await _partitions_of(bootstrap_servers, topic)
+        numbers = await _partitions_of(settings, topic)
         if not numbers:
             raise RebuildRefused(f"the topic {topic} does not exist on the broker")
         partitions = [TopicPartition(topic, number) for number in numbers]

@@ -35,6 +35,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from feeds import kafka_clients
 from feeds.topics import ensure_topics
 from schemas.records import SmsStatusEvent
 from schemas.settings import Settings
@@ -169,12 +170,7 @@ async def _ensure_topics(settings: Settings) -> None:
     """Like the ingress and the worker: a consumer that comes first would otherwise get
     sms.status auto-created by the broker, with its default layout (one partition)."""
     try:
-        await ensure_topics(
-            settings.kafka_bootstrap_servers,
-            settings.topic_prefix,
-            settings.topic_partitions,
-            timeout_s=settings.kafka_timeout_seconds,
-        )
+        await ensure_topics(settings, timeout_s=settings.kafka_timeout_seconds)
     except Exception as exc:
         log.warning("sink: could not check the topics (%s); consuming anyway", exc)
 
@@ -194,9 +190,9 @@ def _status_consumer(settings: Settings) -> AIOKafkaConsumer:
 def group_consumer(settings: Settings, topic: str, group: str, **options: Any) -> AIOKafkaConsumer:
     """A consumer of ``topic`` in ``group`` that commits by hand, from the earliest offset
     when the group has none."""
-    return AIOKafkaConsumer(
+    return kafka_clients.consumer(
+        settings,
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group,
         client_id=group,
         enable_auto_commit=False,

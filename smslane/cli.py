@@ -6,10 +6,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from schemas.kafka_security import kafka_secrets
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
+
+if TYPE_CHECKING:
+    from smslane.kafka_local import LocalKafka
 
 _DESCRIPTION = """\
 smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
@@ -82,9 +87,9 @@ def _sim_log_format() -> LogFormat:
 
 
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
-    from smslane.kafka_local import KafkaError, LocalKafka
+    from smslane.kafka_local import KafkaError
 
-    broker = LocalKafka(settings)
+    broker = _local_broker(settings, secured=args.sasl_ssl)
     try:
         if args.action == "start":
             broker.start()
@@ -100,10 +105,27 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _kafka_settings_fit(settings: Settings) -> None:
+    """Stop now, naming the setting, when the broker accepts a connection but refuses
+    the login, the TLS or the protocol (an unreachable one is retried later, as before)."""
+    from feeds.kafka_check import require_connection_settings
+
+    require_connection_settings(settings)
+
+
+def _local_broker(settings: Settings, *, secured: bool) -> LocalKafka:
+    """The local broker ``smslane kafka`` manages: PLAINTEXT, or SASL_SSL only."""
+    from smslane.kafka_local import LocalKafka
+    from smslane.kafka_secure import SecuredLocalKafka
+
+    return SecuredLocalKafka(settings) if secured else LocalKafka(settings)
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import run_worker
 
     require_secret_keys(settings)
+    _kafka_settings_fit(settings)
     run_worker(settings)
     return 0
 
@@ -111,6 +133,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _sink(settings: Settings, args: argparse.Namespace) -> int:
     from sinks.runner import main as run_sink
 
+    _kafka_settings_fit(settings)
     run_sink(settings)
     return 0
 
@@ -118,6 +141,7 @@ def _sink(settings: Settings, args: argparse.Namespace) -> int:
 def _store(settings: Settings, args: argparse.Namespace) -> int:
     from smslane.rebuild import run_rebuild
 
+    _kafka_settings_fit(settings)
     return run_rebuild(
         settings, database_url=args.database_url, force=args.force, batch_size=args.batch_size
     )
@@ -127,6 +151,7 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
     from ingress.app import run_ingress
 
     require_secret_keys(settings)
+    _kafka_settings_fit(settings)
     run_ingress(settings)
     return 0
 
@@ -134,6 +159,7 @@ def _ingress(settings: Settings, args: argparse.Namespace) -> int:
 def _secrets(settings: Settings, args: argparse.Namespace) -> int:
     from smslane.rotate import run_rotate
 
+    _kafka_settings_fit(settings)
     return run_rotate(settings)
 
 
@@ -180,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["start", "stop", "status"],
         help="start: in the background, waiting until it answers; stop: the broker smslane "
         "started; status: exit 0 when a broker answers, 3 otherwise",
+    )
+    kafka.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="the broker with a SASL_SSL listener only (SCRAM-SHA-512, test certificates from "
+        "trustme, a generated password), its state in SMSLANE_DATA_DIR/kafka-sasl-ssl; start "
+        "writes the client settings to client.env there (mode 0600; needs the dev extra)",
     )
     kafka.set_defaults(run=_kafka)
 
@@ -269,7 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_format,
         verbose=args.verbose,
-        secrets=(*settings.api_keys, *settings.admin_api_keys, *settings.secret_keys),
+        secrets=(
+            *settings.api_keys,
+            *settings.admin_api_keys,
+            *settings.secret_keys,
+            *kafka_secrets(settings),
+        ),
     )
     code: int = args.run(settings, args)
     return code

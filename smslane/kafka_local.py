@@ -96,17 +96,16 @@ def _require_tool(name: str, package: str) -> str:
     return path
 
 
-async def broker_answers(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
-    """True when a Kafka broker answers a metadata request at ``bootstrap_servers``."""
-    from aiokafka import AIOKafkaClient
+async def broker_answers(settings: Settings, timeout_s: float = 3.0) -> bool:
+    """True when a Kafka broker answers a metadata request at the settings' bootstrap
+    servers, with their security settings."""
+    from feeds import kafka_clients
 
     # aiokafka logs every refused connection at ERROR; a probe expects some.
     aiokafka_log = logging.getLogger("aiokafka")
     level = aiokafka_log.level
     aiokafka_log.setLevel(logging.CRITICAL)
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    client = kafka_clients.client(settings, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return True
@@ -303,7 +302,7 @@ class LocalKafka:
 
     def status(self) -> BrokerStatus:
         pid = self.recorded_pid()
-        answering = asyncio.run(broker_answers(self.settings.kafka_bootstrap_servers))
+        answering = asyncio.run(broker_answers(self.settings))
         where = self.settings.kafka_bootstrap_servers
         if pid and answering:
             detail = f"running (pid {pid}) and answering at {where}; log: {self.log_file}"
@@ -327,7 +326,7 @@ class LocalKafka:
             self.progress(f"Kafka is already running (pid {pid}) at {where}.")
             self._wait_ready(pid, timeout_s)
             return self.status()
-        if asyncio.run(broker_answers(where)):
+        if asyncio.run(broker_answers(self.settings)):
             self.progress(f"A Kafka broker already answers at {where}; not starting another.")
             return self.status()
         self.resolve()
@@ -361,7 +360,7 @@ class LocalKafka:
                     f"Kafka exited during start-up; last lines of {self.log_file}:\n"
                     + _tail(self.log_file)
                 )
-            if asyncio.run(broker_answers(self.settings.kafka_bootstrap_servers, 2.0)):
+            if asyncio.run(broker_answers(self.settings, 2.0)):
                 return
             time.sleep(0.3)
         raise KafkaError(f"Kafka did not answer within {timeout_s:.0f}s; see {self.log_file}")

@@ -14,10 +14,11 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from feeds import kafka_clients
 from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
 from schemas.config import ConfigChange, SealedSubaccount, config_key
 from schemas.settings import Settings, require_secret_keys
@@ -38,9 +39,7 @@ class Rotation:
 async def live_subaccounts(settings: Settings) -> dict[str, SealedSubaccount]:
     """The latest record of every subaccount on the config topic (its live head)."""
     tp = TopicPartition(Topics.CONFIG.name(settings.topic_prefix), 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = kafka_clients.consumer(settings, enable_auto_commit=False)
     await consumer.start()
     latest: dict[str, SealedSubaccount | None] = {}
     try:
@@ -98,10 +97,7 @@ async def rotate(settings: Settings) -> Rotation:
     box = SecretBox(settings.secret_keys)
     result, records = plan(box, await live_subaccounts(settings))
     if records:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-            enable_idempotence=True,
-        )  # fmt: skip
+        producer = kafka_clients.producer(settings, acks="all", enable_idempotence=True)
         await producer.start()
         try:
             topic = Topics.CONFIG.name(settings.topic_prefix)

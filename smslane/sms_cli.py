@@ -125,8 +125,10 @@ def _get(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tail(settings: Settings, args: argparse.Namespace) -> int:
+    from feeds.kafka_check import require_connection_settings
     from smslane.sms_tail import run_tail
 
+    require_connection_settings(settings)
     return run_tail(settings, from_beginning=args.from_beginning)
 
 

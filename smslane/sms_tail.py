@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from feeds import kafka_clients
 from schemas.records import SmsStatus, SmsStatusEvent
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -82,8 +83,8 @@ class StatusTail:
     async def run(self, stop: asyncio.Event) -> None:
         if log.getEffectiveLevel() > logging.DEBUG:  # -v keeps aiokafka's own info lines
             logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+        consumer = kafka_clients.consumer(
+            self.settings,
             enable_auto_commit=False,
             request_timeout_ms=10_000,
         )
@@ -107,7 +108,7 @@ class StatusTail:
                 f"no topic {self.topic} at {self.settings.kafka_bootstrap_servers} "
                 "(is SMSLANE_TOPIC_PREFIX right? smslane creates it when a process starts)"
             )
-        count = await topic_partitions(self.settings.kafka_bootstrap_servers, self.topic)
+        count = await topic_partitions(self.settings, self.topic)
         partitions = [TopicPartition(self.topic, p) for p in range(count)]
         consumer.assign(partitions)
         if self.from_beginning:

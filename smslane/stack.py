@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord, TopicPartition
 
+from feeds import kafka_clients
 from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from sinks import runner
 from smslane.kafka_local import LocalKafka
@@ -69,6 +69,9 @@ class Stack:
         **settings: str,
     ) -> None:
         self.root, self.bootstrap, self.accounts, self.prefix = root, bootstrap, accounts, prefix
+        #: How this stack's own clients reach the broker: its processes' Kafka settings.
+        kafka: dict[str, Any] = {k: v for k, v in settings.items() if k.startswith("kafka_")}
+        self.kafka_settings = Settings(kafka_bootstrap_servers=bootstrap, **kafka)
         self.http_port, self.sim_port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
@@ -245,11 +248,11 @@ class Stack:
         """Every record of this stack's topic ``base_name``, read to the end of each partition
         (one ``getmany`` may return only some partitions)."""
         topic = self.topic(base_name)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = kafka_clients.consumer(self.kafka_settings, enable_auto_commit=False)
         await consumer.start()
         records: list[ConsumerRecord] = []
         try:
-            count = await topic_partitions(self.bootstrap, topic)
+            count = await topic_partitions(self.kafka_settings, topic)
             partitions = [TopicPartition(topic, p) for p in range(count)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -264,9 +267,12 @@ class Stack:
         return records
 
 
-async def topic_partitions(bootstrap: str, name: str) -> int:
-    """How many partitions the topic ``name`` has on the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def topic_partitions(settings: Settings | str, name: str) -> int:
+    """How many partitions the topic ``name`` has on the broker (``settings``, or just its
+    address for a PLAINTEXT broker)."""
+    if isinstance(settings, str):
+        settings = Settings(kafka_bootstrap_servers=settings)
+    admin = kafka_clients.admin(settings)
     await admin.start()
     try:
         (description,) = await admin.describe_topics([name])

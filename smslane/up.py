@@ -8,6 +8,7 @@ sends each child SIGTERM (:func:`smslane.processes.parent_death_signal`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -22,6 +23,7 @@ from types import FrameType
 
 import httpx
 
+from feeds.kafka_check import WrongConnectionSetting, check_connection
 from feeds.secret_box import new_key
 from schemas.settings import INBOUND_WEBHOOK_PATH, Settings
 from smslane.kafka_local import KafkaError, LocalKafka
@@ -226,12 +228,33 @@ class _Up:
         return child
 
     def _start_kafka(self) -> None:
+        if self.settings.kafka_security_protocol != "PLAINTEXT":
+            self._use_secured_cluster()
+            return
         _say(f"[1/5] Kafka at {self.settings.kafka_bootstrap_servers}")
         local = LocalKafka(self.settings, progress=lambda line: _say(f"      {line}"))
         if local.recorded_pid() is None:
             self.broker = local  # if it starts one, it is ours to stop
         if local.start(die_with_parent=True).pid is None:
             self.broker = None  # someone else's broker answers
+
+    def _use_secured_cluster(self) -> None:
+        """A secured cluster is the user's own: ``up`` never starts a local broker for it,
+        it checks the settings fit (a wrong one stops here, named) and that it answers."""
+        where = self.settings.kafka_bootstrap_servers
+        protocol = self.settings.kafka_security_protocol
+        try:
+            answers = asyncio.run(check_connection(self.settings))
+        except WrongConnectionSetting as exc:
+            raise KafkaError(str(exc)) from None
+        if not answers:
+            raise KafkaError(
+                f"nothing answers at SMSLANE_KAFKA_BOOTSTRAP_SERVERS={where}, and with "
+                f"SMSLANE_KAFKA_SECURITY_PROTOCOL={protocol} smslane up starts no local broker "
+                "(it runs one only for PLAINTEXT): start your cluster, or unset the "
+                "SMSLANE_KAFKA_SECURITY_* settings to use a local one"
+            )
+        _say(f"[1/5] Kafka at {where} ({protocol}): the configured cluster answers")
 
     def _start_simulator(self) -> None:
         if not self.use_simulator:

@@ -13,6 +13,7 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from feeds import kafka_clients
 from feeds.config import ConfigFeed, ConfigView
 from feeds.secret_box import SecretBox
 from feeds.topics import ensure_topics
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> Worker:
         datadir=str(settings.data_dir.resolve() / "worker"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
+        broker_credentials=kafka_clients.faust_credentials(settings),
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
@@ -101,10 +103,7 @@ def create_app(settings: Settings) -> Worker:
     app.conf.smslane_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     app.transport = _Transport(app.conf.broker_consumer, app)
     view = ConfigView(SecretBox(settings.secret_keys))
-    feed = ConfigFeed(
-        settings.kafka_bootstrap_servers, Topics.CONFIG.name(prefix), view,
-        timeout_s=settings.kafka_timeout_seconds,
-    )  # fmt: skip
+    feed = ConfigFeed(settings, Topics.CONFIG.name(prefix), view)
     worker = Worker(app=app, settings=settings, config=view, config_feed=feed)
     for spec in Topics.all():
         worker.topics[spec.base_name] = _raw_topic(
@@ -134,8 +133,7 @@ class _Worker(faust.Worker):
         self.spinner = None  # a terminal spinner: not one line per event in a log file
         self.ready_file = ready_file
         ready_file.unlink(missing_ok=True)
-        servers = worker.settings.kafka_bootstrap_servers
-        self.restore = TableRestore(servers, worker.app.tables.values())
+        self.restore = TableRestore(worker.settings, worker.app.tables.values())
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -178,11 +176,7 @@ class _Worker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions
-        )
-    )
+    asyncio.run(ensure_topics(settings))
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
     worker = create_app(settings)
     metrics.serve(settings)

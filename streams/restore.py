@@ -14,6 +14,13 @@ partitions the worker was not given. Data and offset go in one write batch, so a
 short (a crash, a broker error, no progress for 30 s) leaves each file consistent, and
 Faust's recovery goes on from wherever it stopped. Values are copied byte for byte, as
 ``Store.apply_changelog_batch`` would write them; a tombstone deletes its key.
+
+A file that claims an offset its changelog partition does not have (the data directory
+holds tables from another cluster, or from before the topics were recreated) would stop
+Faust's recovery at every start ("persisted offset is higher than the last offset in that
+topic"): such a file is discarded, with one log line, and the partition restored from its
+changelog like a lost one. A changelog topic that does not exist (yet) has no offset at
+all, so every file of its table is such a file.
 """
 
 from __future__ import annotations
@@ -23,14 +30,17 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 import rocksdict
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from faust.stores.rocksdb import Store as RocksStore
+
+from feeds import kafka_clients
+from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +96,15 @@ class TableRestore:
     """Bring the RocksDB file of every changelog partition of ``tables`` up to date, a few
     partitions at a time (each open file holds its write buffers until it is closed)."""
 
-    def __init__(self, bootstrap_servers: str, tables: Iterable[Any]) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: Settings, tables: Iterable[Any]) -> None:
+        self.settings = settings
         self.stores = {t.changelog_topic.get_topic_name(): t.data for t in tables
                        if isinstance(t.data, RocksStore)}  # fmt: skip
         #: Partitions whose file this restore created, by changelog topic.
         self.created: dict[str, set[int]] = {}
         self.copied = self.partitions_done = 0
+        #: The changelog topics found on the broker.
+        self.on_broker: set[str] = set()
 
     async def run(self) -> int:
         """Copy what the files miss; the number of records copied. Whatever stops the copy
@@ -100,8 +112,8 @@ class TableRestore:
         file is consistent with its stored offset at each write."""
         if not self.stores:
             return 0
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+        consumer = kafka_clients.consumer(
+            self.settings, enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 2**20,
             fetch_max_bytes=64 * 2**20,
         )  # fmt: skip
@@ -109,7 +121,9 @@ class TableRestore:
         try:
             await consumer.start()
             tps = await self._partitions()
-            ends = await consumer.end_offsets(tps) if tps else {}
+            on_broker = [tp for tp in tps if tp.topic in self.on_broker]
+            ends = await consumer.end_offsets(on_broker) if on_broker else {}
+            ends.update({tp: 0 for tp in tps if tp not in ends})  # no topic: no offset
             for first in range(0, len(tps), GROUP_SIZE):
                 await self._copy_group(consumer, tps[first : first + GROUP_SIZE], ends, len(tps))
         except (KafkaError, RestoreStalled) as exc:
@@ -132,12 +146,13 @@ class TableRestore:
 
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the changelog topics that exist (none on a first start)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        admin = kafka_clients.admin(self.settings)
         await admin.start()
         try:
             # Only topics that exist: describing a missing one may create it (a broker with
             # auto.create.topics.enable), with the broker's partition count, not the table's.
             existing = set(await admin.list_topics()) & set(self.stores)
+            self.on_broker = existing
             described = await admin.describe_topics(sorted(existing)) if existing else []
         finally:
             await admin.close()
@@ -146,18 +161,37 @@ class TableRestore:
             for topic in described
             if topic["error_code"] == 0
             for partition in topic["partitions"]
-        ]
+        ] + self._orphans(existing)
 
     def _open(self, tp: TopicPartition, end: int) -> PartitionCopy:
-        """Open the partition's file (creating it) and find where its copy starts."""
+        """Open the partition's file (creating it) and find where its copy starts; a file
+        ahead of its changelog is discarded first."""
         store = self.stores[tp.topic]
         path = store.partition_path(tp.partition)
+        stored = _stored_offset(store, path)
+        if stored is not None and ahead_of_changelog(stored, end):
+            log.warning(
+                "table file %s holds changelog offset %d but %s ends at offset %d (tables "
+                "from another cluster, or from before the topic was recreated): discarded, "
+                "the partition is restored from its changelog",
+                path, stored, tp, end,
+            )  # fmt: skip
+            shutil.rmtree(path)
+            stored = None
         if not path.exists():
             self.created.setdefault(tp.topic, set()).add(tp.partition)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = store.rocksdb_options.open(path)
-        stored = db.get(RocksStore.offset_key)
-        return PartitionCopy(tp, db, 0 if stored is None else int(stored) + 1, end)
+        return PartitionCopy(tp, db, 0 if stored is None else stored + 1, end)
+
+    def _orphans(self, existing: set[str]) -> list[TopicPartition]:
+        """The local files of tables whose changelog topic is not on the broker."""
+        return [
+            TopicPartition(topic, partition)
+            for topic, store in self.stores.items()
+            if topic not in existing
+            for partition in local_partitions(store)
+        ]
 
     async def _copy_group(
         self,
@@ -207,6 +241,37 @@ class TableRestore:
                     del pending[tp]
             if time.monotonic() - progress_at > STALL_S:
                 raise RestoreStalled(f"no progress for {STALL_S:.0f} s on {sorted(pending)}")
+
+
+def ahead_of_changelog(stored: int, end: int) -> bool:
+    """Whether a file whose last applied offset is ``stored`` claims records its changelog
+    partition, which ends (next offset) at ``end``, does not have."""
+    return stored >= end
+
+
+def _stored_offset(store: RocksStore, path: Path) -> int | None:
+    """The last changelog offset the file at ``path`` applied; None without a file."""
+    if not path.exists():
+        return None
+    db = store.rocksdb_options.open(path)
+    try:
+        stored = db.get(RocksStore.offset_key)
+    finally:
+        db.close()
+    return None if stored is None else int(stored)
+
+
+def local_partitions(store: RocksStore) -> list[int]:
+    """The partitions that have a file in the table's directory."""
+    stem = store.partition_path(0).name.removesuffix("0.db")  # "<table>-"
+    if not store.path.is_dir():
+        return []
+    found = []
+    for path in store.path.iterdir():
+        number = path.name.removeprefix(stem).removesuffix(".db")
+        if path.name.startswith(stem) and path.name.endswith(".db") and number.isdigit():
+            found.append(int(number))
+    return sorted(found)
 
 
 def held_partitions(app: faust.App) -> set[int]:

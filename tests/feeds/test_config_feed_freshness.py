@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from feeds.config import ConfigFeed, ConfigView
 from schemas.config import ConfigChange, api_key_config_key, config_key
+from schemas.settings import Settings
 from smslane.processes import wait_until_async
 from tests.feeds.test_api_keys import make_key
 from tests.sinks.helpers import create_topic, delete_topic
@@ -37,7 +38,7 @@ async def test_a_confirmation_later_than_a_write_has_applied_it(
     kafka_bootstrap: str, topic: str
 ) -> None:
     view = ConfigView()
-    feed = ConfigFeed(kafka_bootstrap, topic, view)
+    feed = ConfigFeed(Settings(kafka_bootstrap_servers=kafka_bootstrap), topic, view)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await feed.start()
     await producer.start()

@@ -15,6 +15,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from feeds.kafka_admin import config_changes
 from feeds.topics import ensure_topics
+from schemas.settings import Settings
 from schemas.topics import STATUS_MIN_COMPACTION_LAG_MS, Topics
 
 
@@ -29,6 +30,10 @@ def test_sms_status_is_compacted_and_keeps_a_day_of_every_version() -> None:
         "cleanup.policy": "delete",
         "message.timestamp.type": "LogAppendTime",  # the worker's deadline clock
     }
+
+
+def topic_settings(bootstrap: str, prefix: str) -> Settings:
+    return Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, topic_partitions=2)
 
 
 def test_config_changes_are_the_keys_whose_value_differs() -> None:
@@ -103,7 +108,7 @@ async def prefix(admin: AIOKafkaAdminClient) -> AsyncIterator[str]:
 async def test_new_topics_get_the_catalog_configs(
     kafka_bootstrap: str, admin: AIOKafkaAdminClient, prefix: str
 ) -> None:
-    created = await ensure_topics(kafka_bootstrap, prefix, 2)
+    created = await ensure_topics(topic_settings(kafka_bootstrap, prefix))
 
     assert set(created) == {spec.name(prefix) for spec in Topics.all()}
     wanted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "86400000"}
@@ -130,7 +135,7 @@ async def test_an_existing_topic_is_brought_to_the_catalog_and_keeps_its_other_o
     await until_listed(admin, status)  # brokers learn of a new topic a moment later
     caplog.set_level(logging.INFO, logger="feeds")
 
-    created = await ensure_topics(kafka_bootstrap, prefix, 2)
+    created = await ensure_topics(topic_settings(kafka_bootstrap, prefix))
 
     assert status not in created
     wanted = {
@@ -146,7 +151,7 @@ async def test_an_existing_topic_is_brought_to_the_catalog_and_keeps_its_other_o
     ]
 
     caplog.clear()
-    await ensure_topics(kafka_bootstrap, prefix, 2)  # already aligned: nothing to change
+    await ensure_topics(topic_settings(kafka_bootstrap, prefix))  # aligned: nothing to change
     assert not [r for r in caplog.records if "changed from" in r.getMessage()]
     description = await admin.describe_topics([status])
     assert len(description[0]["partitions"]) == 3  # the layout is left alone

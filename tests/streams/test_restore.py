@@ -8,6 +8,7 @@ offset would make Faust replay everything again, or skip what it must not.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from faust.types import TP
 
-from streams.restore import TableRestore, discard_unassigned
+from schemas.settings import Settings
+from streams.restore import TableRestore, ahead_of_changelog, discard_unassigned
 from streams.tables import ChangelogTable, changelog_table
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,10 @@ async def changelog(table: ChangelogTable, kafka_bootstrap: str) -> AsyncIterato
     finally:
         await admin.delete_topics([name])
         await admin.close()
+
+
+def restore_of(bootstrap: str, table: ChangelogTable) -> TableRestore:
+    return TableRestore(Settings(kafka_bootstrap_servers=bootstrap), [table])
 
 
 async def produce(bootstrap: str, topic: str, *records: tuple[int, bytes, bytes | None]) -> None:
@@ -75,7 +81,7 @@ async def test_a_cold_restore_writes_the_last_value_of_each_key_and_faust_s_offs
         kafka_bootstrap, changelog,
         (0, b"a", b"1"), (0, b"b", b"2"), (0, b"a", b"3"), (1, b"c", b"4"), (1, b"c", None),
     )  # fmt: skip
-    copied = await TableRestore(kafka_bootstrap, [table]).run()
+    copied = await restore_of(kafka_bootstrap, table).run()
     assert copied == 5
     assert read_back(table, 0) == ({b"a": b"3", b"b": b"2"}, 2)
     assert read_back(table, 1) == ({}, 1)  # the tombstone deleted c
@@ -88,18 +94,18 @@ async def test_a_second_restore_copies_only_what_was_written_since(
     table: ChangelogTable, changelog: str, kafka_bootstrap: str
 ) -> None:
     await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (1, b"b", b"2"))
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 2
+    assert await restore_of(kafka_bootstrap, table).run() == 2
     await produce(kafka_bootstrap, changelog, (1, b"b", b"5"))
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 1
+    assert await restore_of(kafka_bootstrap, table).run() == 1
     assert read_back(table, 0) == ({b"a": b"1"}, 0)
     assert read_back(table, 1) == ({b"b": b"5"}, 1)
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
 
 
 async def test_an_empty_changelog_leaves_files_with_nothing_to_replay(
     table: ChangelogTable, changelog: str, kafka_bootstrap: str
 ) -> None:
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     assert read_back(table, 0) == ({}, -1)  # Faust resumes at offset 0
 
 
@@ -109,7 +115,7 @@ async def test_tables_in_memory_are_left_to_faust(tmp_path: Path, kafka_bootstra
         store="memory://", datadir=str(tmp_path), autodiscover=False,
     )  # fmt: skip
     table = changelog_table(app, "things", key_type=bytes, value_type=bytes, partitions=2)
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     assert not await asyncio.to_thread(lambda: any(tmp_path.rglob("*.db")))
 
 
@@ -118,7 +124,7 @@ async def test_a_first_start_creates_no_changelog_topic(
 ) -> None:
     """Faust creates the changelog with the table's partitions; a restore that asked the
     broker about the missing topic would have it auto-created with the broker's default."""
-    assert await TableRestore(kafka_bootstrap, [table]).run() == 0
+    assert await restore_of(kafka_bootstrap, table).run() == 0
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
@@ -141,7 +147,7 @@ async def test_a_partition_whose_records_are_all_gone_ends_the_copy(
         await admin.delete_records({TopicPartition(changelog, 0): RecordsToDelete(2)})
     finally:
         await admin.close()
-    copied = await asyncio.wait_for(TableRestore(kafka_bootstrap, [table]).run(), 30)
+    copied = await asyncio.wait_for(restore_of(kafka_bootstrap, table).run(), 30)
     assert copied == 1
     assert read_back(table, 0) == ({}, 1)  # up to date: Faust resumes at offset 1, its end
     assert read_back(table, 1) == ({b"c": b"3"}, 0)
@@ -156,10 +162,57 @@ async def test_files_created_for_partitions_not_held_are_removed(
     await produce(kafka_bootstrap, changelog, (0, b"a", b"1"), (1, b"b", b"2"))
     store = table.data
     store.rocksdb_options.open(store.partition_path(1)).close()  # Faust's, from before
-    restore = TableRestore(kafka_bootstrap, [table])
+    restore = restore_of(kafka_bootstrap, table)
     assert await restore.run() == 2
     assert discard_unassigned(restore, held={0}) == 0  # held: kept
     assert store.partition_path(0).exists()
     assert discard_unassigned(restore, held=set()) == 1  # not held: gone
     assert not store.partition_path(0).exists()
     assert store.partition_path(1).exists()
+
+
+def write_file(table: ChangelogTable, partition: int, offset: int, **items: bytes) -> None:
+    """A partition file as Faust leaves it: ``items`` and its last applied offset."""
+    store = table.data
+    path = store.partition_path(partition)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = store.rocksdb_options.open(path)
+    try:
+        for key, value in items.items():
+            db.put(key.encode(), value)
+        db.put(store.offset_key, str(offset).encode())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "end", "ahead"), [(4, 5, False), (5, 5, True), (100, 1, True), (-1, 0, False)]
+)
+def test_a_file_is_ahead_when_it_claims_an_offset_the_changelog_lacks(
+    stored: int, end: int, ahead: bool
+) -> None:
+    assert ahead_of_changelog(stored, end) is ahead
+
+
+async def test_a_file_ahead_of_its_changelog_is_discarded_and_restored(
+    table: ChangelogTable, changelog: str, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tables from another cluster, or from before the topic was recreated: Faust stopped
+    at every start ("persisted offset is higher than the last offset in that topic")."""
+    write_file(table, 0, 100, stale=b"from-before")
+    await produce(kafka_bootstrap, changelog, (0, b"a", b"1"))
+    with caplog.at_level(logging.WARNING, logger="streams.restore"):
+        assert await restore_of(kafka_bootstrap, table).run() == 1
+    assert read_back(table, 0) == ({b"a": b"1"}, 0)
+    said = [r.getMessage() for r in caplog.records if "discarded" in r.getMessage()]
+    assert len(said) == 1 and "offset 100" in said[0] and f"{changelog}" in said[0]
+
+
+async def test_files_of_a_table_whose_changelog_is_gone_are_discarded(
+    table: ChangelogTable, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_file(table, 1, 7, stale=b"from-another-cluster")
+    with caplog.at_level(logging.WARNING, logger="streams.restore"):
+        assert await restore_of(kafka_bootstrap, table).run() == 0
+    assert read_back(table, 1) == ({}, -1)  # Faust starts the partition from offset 0
+    assert sum("discarded" in r.getMessage() for r in caplog.records) == 1
