@@ -12,6 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -197,3 +198,77 @@ async def test_a_record_whose_callbacks_are_lost_is_repaired_from_twilio(stack: 
         details = (await sim.get(f"/_sim/messages/{record['message_sid']}")).json()
         assert {c["outcome"] for c in details["callbacks"]} == {"dropped"}
         assert final["delivered_at"] is not None
+
+
+async def _records_to(client: httpx.AsyncClient, to: str, count: int) -> list[dict[str, Any]]:
+    """The records to ``to``, once there are ``count`` of them (failing after 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = await client.get("/v1/sms/", params={"to_number": to})
+        items: list[dict[str, Any]] = listed.json()["items"]
+        if len(items) >= count:
+            return items
+        assert time.monotonic() < deadline, items
+        await asyncio.sleep(0.5)
+
+
+async def test_a_same_body_request_sent_meanwhile_is_never_adopted(stack: Stack) -> None:
+    """Issue #23's reproduction: A's create is answered 500 (A is in flight, nothing at
+    Twilio); B sends the same body to the same number without an Idempotency-Key and gets
+    SM_B. A's retry must not get SM_B: A is sent once its window ends, and both requests end
+    with their own message at Twilio and their own record."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        a = Sent(unique_number(), "same body twice")
+        await sim.post("/_sim/config", json={"create_errors": {a.to: 500}})
+        try:
+            await _first_attempt(client, use_case["id"], a)
+        finally:
+            await sim.post("/_sim/config", json={"create_errors": {}})
+        assert (a.final[0], a.final[1]["code"]) == (503, "provider_unavailable"), a.answers
+        body = {"use_case_id": use_case["id"], "to_phone_number": a.to, "message": a.message}
+        b = await client.post("/v1/sms/", json=body)
+        assert b.status_code == 201, b.text
+        sm_b = b.json()["message_sid"]
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        sm_a = a.final[1]["message_sid"]
+        assert sm_a != sm_b
+        at_twilio = await sim_messages(sim, a.to)
+        assert sorted(m["sid"] for m in at_twilio) == sorted([sm_a, sm_b])
+        records = await _records_to(client, a.to, 2)
+        assert sorted(r["message_sid"] for r in records) == sorted([sm_a, sm_b])
+        assert {r["id"] for r in records} == {a.final[1]["id"], b.json()["id"]}
+
+
+async def test_a_resend_twilio_refuses_stays_reconciled_and_is_sent_later(stack: Stack) -> None:
+    """A's create is answered 500 (in flight), and reconciliation's resend is answered 503
+    (Twilio certainly did not take it). The request must stay accounted for: with no client
+    retry at all, it is sent once Twilio takes creates again (it used to be forgotten, so
+    nothing was ever sent, and a retry with the same key counted as new)."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        a = Sent(unique_number(), "resend refused")
+        await sim.post("/_sim/config", json={"create_errors": {a.to: 500}})
+        try:
+            received = (await sim.get("/_sim/stats")).json()["creates_received"]
+            await _first_attempt(client, use_case["id"], a)
+            assert a.final[0] == 503, a.answers
+            await sim.post("/_sim/config", json={"create_errors": {a.to: 503}})
+            deadline = time.monotonic() + 30
+            while (await sim.get("/_sim/stats")).json()["creates_received"] <= received + 1:
+                assert time.monotonic() < deadline, "reconciliation never resent"
+                await asyncio.sleep(0.1)
+            # The resend calls Twilio until its deadline (6 s), retrying the 503; the next
+            # resend of its new marker comes no earlier than its window's end (8 s).
+            await asyncio.sleep(7)
+        finally:
+            await sim.post("/_sim/config", json={"create_errors": {}})
+        deadline = time.monotonic() + 40
+        while not await sim_messages(sim, a.to):
+            assert time.monotonic() < deadline, "the refused resend was never sent again"
+            await asyncio.sleep(0.5)
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        at_twilio = await sim_messages(sim, a.to)
+        assert [m["sid"] for m in at_twilio] == [a.final[1]["message_sid"]]
