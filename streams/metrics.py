@@ -84,8 +84,10 @@ RECONCILED = Counter(
     "sent once), resend_failed (the resend was not taken: sent again later), waiting (not "
     "found yet, the first attempt may still arrive), waiting_configuration (Twilio could not "
     "be asked: configuration not caught up, subaccount unknown or its token not opened), "
-    "waiting_twilio (Twilio's list call failed), refused (a candidate message was another "
-    "request's: not adopted), failed (an unexpected error: asked again later).",
+    "waiting_twilio (Twilio's list call failed), waiting_claims (a matching message is too "
+    "recent to tell whether another request's claim of it is still on its way), refused (a "
+    "candidate message was another request's: not adopted), failed (an unexpected error: "
+    "asked again later).",
     ["outcome"],
 )
 REPAIRED = Counter(

@@ -137,7 +137,7 @@ class ReconcileAgent:
                 metrics.RECONCILED.labels("failed").inc()
                 continue
             bind_event(event)
-            await self.settle(order, found)
+            await self.settle(order, found, ordered_at=_timestamp(event))
 
     def _decode(self, events: Sequence[faust.EventT[Any]]) -> tuple[list[Claimed], list[Order]]:
         """The batch's claims, and its orders, one per request (the latest marker wins)."""
@@ -211,37 +211,63 @@ class ReconcileAgent:
             self.settings.reconcile_margin_seconds,
         )  # fmt: skip
 
-    async def settle(self, order: ReconcileOrder, looked: list[TwilioMessage] | Unasked) -> None:
-        """Decide on what was found (or not asked) and act on it."""
+    async def settle(
+        self, order: ReconcileOrder, looked: list[TwilioMessage] | Unasked, *, ordered_at: datetime
+    ) -> None:
+        """Decide on what was found (or not asked) and act on it. ``ordered_at`` is when the
+        order was published: claims published before it are in the table."""
         request, now, to = order.request, datetime.now(UTC), _to(order)
         found = None if isinstance(looked, Unasked) else looked
         claimed = self.claimed.requests_by_sid(to)
-        for sid in decision.refused(request.request_id, found, claimed):
-            metrics.RECONCILED.labels("refused").inc()
-            log.warning(
-                "reconciling %s: Twilio's message %s is request %s's; not adopted",
-                request.request_id, sid, claimed[sid], extra={"message_sid": sid},
-            )  # fmt: skip
-        verdict = decision.verdict(request.request_id, found, claimed, now, self._window_end(order))
+        self._count_refused(order, found, claimed)
+        lag = decision.claim_lag(self.settings.send_timeout_seconds)
+        verdict = decision.verdict(
+            request.request_id, found, claimed, now, self._window_end(order),
+            claims_seen_until=ordered_at - lag,
+        )  # fmt: skip
         match verdict:
             case Adopt(sid):
                 self.claimed.claim(to, sid, Claim(request_id=request.request_id, at=now), now)
                 await self._answer(order, sid)
             case Resend():
                 await self._answer(order, None)
-            case Wait(until) if isinstance(looked, Unasked):
-                metrics.RECONCILED.labels(f"waiting_{looked.why}").inc()
-                log.warning(
-                    "reconciling %s: Twilio cannot be asked (%s); not sent again until it "
-                    "can be, asked again after %s", request.request_id, looked.detail,
-                    until.isoformat(timespec="seconds"),
-                )  # fmt: skip
-            case Wait(until):
-                metrics.RECONCILED.labels("waiting").inc()
-                log.info(
-                    "reconciling %s: not at Twilio yet; sent at %s if still not found",
-                    request.request_id, until.isoformat(timespec="seconds"),
-                )  # fmt: skip
+            case Wait(until, why):
+                self._count_wait(order, until, why, looked)
+
+    @staticmethod
+    def _count_refused(
+        order: ReconcileOrder, found: list[TwilioMessage] | None, claimed: dict[str, UUID]
+    ) -> None:
+        for sid in decision.refused(order.request.request_id, found, claimed):
+            metrics.RECONCILED.labels("refused").inc()
+            log.warning(
+                "reconciling %s: Twilio's message %s is request %s's; not adopted",
+                order.request.request_id, sid, claimed[sid], extra={"message_sid": sid},
+            )  # fmt: skip
+
+    @staticmethod
+    def _count_wait(
+        order: ReconcileOrder, until: datetime, why: str, looked: list[TwilioMessage] | Unasked
+    ) -> None:
+        request_id, at = order.request.request_id, until.isoformat(timespec="seconds")
+        if isinstance(looked, Unasked):
+            metrics.RECONCILED.labels(f"waiting_{looked.why}").inc()
+            log.warning(
+                "reconciling %s: Twilio cannot be asked (%s); not sent again until it can be, "
+                "asked again after %s", request_id, looked.detail, at,
+            )  # fmt: skip
+        elif why == "claims":
+            metrics.RECONCILED.labels("waiting_claims").inc()
+            log.info(
+                "reconciling %s: a matching message is too recent to tell whether it is "
+                "another request's; asked again after %s", request_id, at,
+            )  # fmt: skip
+        else:
+            metrics.RECONCILED.labels("waiting").inc()
+            log.info(
+                "reconciling %s: not at Twilio yet; sent at %s if still not found",
+                request_id, at,
+            )  # fmt: skip
 
     async def _answer(self, order: ReconcileOrder, sid: str | None) -> None:
         result = Reconciled(
@@ -251,6 +277,11 @@ class ReconcileAgent:
             key=order.request.request_id.bytes, value=Topics.SEND_REQUESTS.codec.encode(result),
             force=True,
         )  # fmt: skip
+
+
+def _timestamp(event: faust.EventT[Any]) -> datetime:
+    """When the event was published (its Kafka timestamp)."""
+    return datetime.fromtimestamp(event.message.timestamp, UTC)
 
 
 def _to(order: ReconcileOrder) -> str:

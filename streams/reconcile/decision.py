@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 from schemas.events import SendRequest, SendTarget
@@ -42,9 +43,12 @@ class Adopt:
 
 @dataclass(frozen=True)
 class Wait:
-    """Nothing found yet, and the first attempt may still arrive: look again at ``until``."""
+    """Look again at ``until``: ``why`` is ``window`` (nothing found yet, and the first
+    attempt may still arrive), ``claims`` (a candidate is too recent for its claim by
+    another request, if any, to have been seen) or ``unasked`` (Twilio could not be asked)."""
 
     until: datetime
+    why: Literal["window", "claims", "unasked"] = "window"
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,13 @@ def window_end(marker_at: datetime, send_timeout_s: float, margin_s: float) -> d
     until the ingress's deadline (at most ``send_timeout_s`` after the marker), and a request
     sent by then has arrived ``margin_s`` later."""
     return marker_at + timedelta(seconds=send_timeout_s + margin_s)
+
+
+def claim_lag(send_timeout_s: float) -> timedelta:
+    """How long after Twilio created a message its claim may reach ``sms.reconcile``: the
+    send path publishes it once the create call returns (by the request's deadline, at most
+    ``send_timeout_s``), and Twilio's clock is not ours."""
+    return timedelta(seconds=send_timeout_s) + CLOCK_SLACK
 
 
 def candidates(
@@ -91,22 +102,30 @@ def verdict(
     claimed: Mapping[str, UUID],
     now: datetime,
     ends_at: datetime,
+    *,
+    claims_seen_until: datetime | None = None,
 ) -> Verdict:
     """Adopt the oldest candidate no other request claimed (the request's own earlier claim
     first, so that a repeated order gives the same answer); else wait or resend.
 
     ``found`` is None when Twilio could not be asked: wait. ``claimed`` maps the Twilio
     SIDs already claimed for this number (created by the send path, or adopted) to their
-    requests.
+    requests; it holds every claim of a message created up to ``claims_seen_until`` (the
+    order's time less :func:`claim_lag`; None: every claim). A newer candidate may be
+    another request's whose claim is still on its way: wait until it is not newer.
     """
     if found is None:
-        return Wait(ends_at if now < ends_at else now + CANNOT_LOOK_RETRY)
+        return Wait(ends_at if now < ends_at else now + CANNOT_LOOK_RETRY, "unasked")
     for message in found:
         if claimed.get(message.sid) == request_id:
             return Adopt(message.sid)
     for message in found:
-        if message.sid not in claimed:
+        if message.sid in claimed:
+            continue
+        created = message.date_created
+        if claims_seen_until is None or created is None or created <= claims_seen_until:
             return Adopt(message.sid)
+        return Wait(now + (created - claims_seen_until), "claims")
     if now < ends_at:
         return Wait(ends_at)
     return Resend()

@@ -123,13 +123,13 @@ def counted(outcome: str) -> float:
 
 
 async def reconcile(agent: ReconcileAgent, reconciled: ReconcileOrder) -> None:
-    await agent.settle(reconciled, await agent.look(reconciled))
+    await agent.settle(reconciled, await agent.look(reconciled), ordered_at=datetime.now(UTC))
 
 
 async def test_it_looks_where_the_marker_says_the_call_went_not_where_the_use_case_points(
     agent: ReconcileAgent, gateway: Gateway, answers: RecordingTopic
 ) -> None:
-    interrupted = order(OLD, age_s=1)
+    interrupted = order(OLD, age_s=60)
     gateway.messages = [message("SM_new", NEW, interrupted.marker_at)]
     gateway.messages.append(message("SM_old", OLD, interrupted.marker_at))
     await reconcile(agent, interrupted)
@@ -140,7 +140,7 @@ async def test_it_looks_where_the_marker_says_the_call_went_not_where_the_use_ca
 async def test_a_marker_without_a_snapshot_is_reconciled_with_todays_configuration(
     agent: ReconcileAgent, gateway: Gateway, answers: RecordingTopic
 ) -> None:
-    interrupted = order(None, age_s=1)
+    interrupted = order(None, age_s=60)
     gateway.messages = [message("SM_new", NEW, interrupted.marker_at)]
     await reconcile(agent, interrupted)
     assert gateway.asked == [(NEW.account_sid, TO)]
@@ -209,3 +209,20 @@ async def test_an_adoption_is_claimed_so_no_other_request_adopts_it(
     decoded = [Topics.SEND_REQUESTS.codec.decode(v) for _, v in answers.sent]
     assert all(isinstance(d, Reconciled) for d in decoded)
     assert [d.request_id for d in decoded] == [first.request.request_id, second.request.request_id]
+
+
+async def test_a_claim_arriving_after_the_order_still_keeps_the_message_from_it(
+    agent: ReconcileAgent, gateway: Gateway, answers: RecordingTopic
+) -> None:
+    """A's window has ended, and its order was published before B's claim of SM_B (created
+    7 s ago, within A's window) could be: A waits rather than adopt it, and once the claim
+    is in, A is sent, not given SM_B."""
+    interrupted = order(OLD, age_s=12)
+    gateway.messages = [message("SM_B", OLD, interrupted.marker_at + timedelta(seconds=4))]
+    before = counted("waiting_claims")
+    await reconcile(agent, interrupted)
+    assert answers.sent == [] and counted("waiting_claims") == before + 1
+    claimed = SidClaimed(to=TO, message_sid="SM_B", request_id=uuid.uuid4(), at=datetime.now(UTC))
+    agent.record_claims([(Event(), claimed)])  # type: ignore[list-item]
+    await reconcile(agent, interrupted)
+    assert answered(answers) == [None]

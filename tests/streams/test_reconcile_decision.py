@@ -142,8 +142,26 @@ def test_twilio_not_asked_waits_and_is_never_a_resend() -> None:
     """Configuration not caught up, token not opened, list call failed: not knowing is not
     "Twilio never got it", however late."""
     req = request()
-    assert decision.verdict(req.request_id, None, {}, T0, ENDS_AT) == Wait(ENDS_AT)
+    assert decision.verdict(req.request_id, None, {}, T0, ENDS_AT) == Wait(ENDS_AT, "unasked")
     late = ENDS_AT + timedelta(hours=1)
     verdict = decision.verdict(req.request_id, None, {}, late, ENDS_AT)
-    assert verdict == Wait(late + decision.CANNOT_LOOK_RETRY)
+    assert verdict == Wait(late + decision.CANNOT_LOOK_RETRY, "unasked")
     assert decision.refused(req.request_id, None, {}) == []
+
+
+def test_a_candidate_too_recent_for_its_claim_to_be_seen_waits_even_past_the_window() -> None:
+    """B's claim of SM_B is published once B's create call returns: an order published
+    before that cannot tell SM_B from the interrupted attempt's message. It waits (neither
+    adopts nor resends) until the order's time is a claim lag past SM_B's creation."""
+    a = request()
+    lag = decision.claim_lag(send_timeout_s=10)
+    assert lag == timedelta(seconds=10) + decision.CLOCK_SLACK
+    recent = message("SM_B", after_s=30)
+    created = MARKER_AT + timedelta(seconds=30)
+    ordered_at = created + lag - timedelta(seconds=1)
+    too_soon = decision.verdict(
+        a.request_id, [recent], {}, ENDS_AT, ENDS_AT, claims_seen_until=ordered_at - lag
+    )
+    assert too_soon == Wait(ENDS_AT + timedelta(seconds=1), "claims")
+    seen = decision.verdict(a.request_id, [recent], {}, ENDS_AT, ENDS_AT, claims_seen_until=created)
+    assert seen == Adopt("SM_B")  # no claim came: it is the interrupted attempt's
