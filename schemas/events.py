@@ -104,6 +104,8 @@ class SidClaimed(BaseModel):
 
     kind: Literal["claimed"] = "claimed"
     to: str
+    #: SHA-256 (hex) of the message's body.
+    body_digest: str
     message_sid: str
     request_id: UUID
     at: datetime

@@ -66,28 +66,43 @@ CLAIMS: Codec[Claims] = Codec(Claims)
 
 class ClaimedTable:
     """``adopted_by_to`` (its name from when it held adoptions only; kept so that an upgrade
-    keeps them): destination → the Twilio SIDs claimed for it, and by which request."""
+    keeps them): destination and body → the Twilio SIDs claimed for them, and by which
+    request. Only a message with the request's body can be its message, so a number that
+    gets many different messages keeps many small values, not one growing one. Every key
+    starts with the destination: written only from the destination's partition of
+    ``sms.reconcile``, the table is co-partitioned with it."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def get(self, to: str) -> Claims:
-        value = self._table.get(to.encode())
+    def requests_by_sid(self, to: str, body: str) -> dict[str, UUID]:
+        """SID → request, for the messages to ``to`` with ``body`` (and the adoptions of
+        any body made before claims were kept per body)."""
+        legacy, claims = self._get(to.encode()), self._get(_key(to, decision.body_digest(body)))
+        merged = {**legacy.by_sid, **claims.by_sid}
+        return {sid: claim.request_id for sid, claim in merged.items()}
+
+    def claim(self, to: str, digest: str, sid: str, claim: Claim, now: datetime) -> None:
+        """Remember ``claim`` of ``sid`` (to ``to``, its body's :func:`~streams.reconcile.
+        decision.body_digest` ``digest``); claims older than :data:`CLAIM_KEPT` go."""
+        key = _key(to, digest)
+        kept = {s: c for s, c in self._get(key).by_sid.items() if c.at + CLAIM_KEPT > now}
+        kept[sid] = claim
+        self._table[key] = CLAIMS.encode(Claims(by_sid=kept))
+
+    def _get(self, key: bytes) -> Claims:
+        value = self._table.get(key)
         if value is None:
             return Claims()
         try:
             return CLAIMS.decode(value)
         except ValidationError:
-            log.error("adopted_by_to holds an undecodable value for %s****", to[:-4])
+            log.error("adopted_by_to holds an undecodable value for %s****", key[:8].decode())
             return Claims()
 
-    def requests_by_sid(self, to: str) -> dict[str, UUID]:
-        return {sid: claim.request_id for sid, claim in self.get(to).by_sid.items()}
 
-    def claim(self, to: str, sid: str, claim: Claim, now: datetime) -> None:
-        kept = {s: c for s, c in self.get(to).by_sid.items() if c.at + CLAIM_KEPT > now}
-        kept[sid] = claim
-        self._table[to.encode()] = CLAIMS.encode(Claims(by_sid=kept))
+def _key(to: str, digest: str) -> bytes:
+    return f"{to} {digest}".encode()
 
 
 @dataclass(frozen=True)
@@ -163,7 +178,9 @@ class ReconcileAgent:
         for event, claimed in claims:
             bind_event(event)
             claim = Claim(request_id=claimed.request_id, at=claimed.at, adopted=False)
-            self.claimed.claim(claimed.to, claimed.message_sid, claim, claimed.at)
+            self.claimed.claim(
+                claimed.to, claimed.body_digest, claimed.message_sid, claim, claimed.at
+            )
 
     async def look(self, order: ReconcileOrder) -> list[TwilioMessage] | Unasked:
         """The candidate messages at Twilio, or why Twilio could not be asked."""
@@ -218,7 +235,7 @@ class ReconcileAgent:
         order was published: claims published before it are in the table."""
         request, now, to = order.request, datetime.now(UTC), _to(order)
         found = None if isinstance(looked, Unasked) else looked
-        claimed = self.claimed.requests_by_sid(to)
+        claimed = self.claimed.requests_by_sid(to, request.message)
         self._count_refused(order, found, claimed)
         lag = decision.claim_lag(self.settings.send_timeout_seconds)
         verdict = decision.verdict(
@@ -227,7 +244,8 @@ class ReconcileAgent:
         )  # fmt: skip
         match verdict:
             case Adopt(sid):
-                self.claimed.claim(to, sid, Claim(request_id=request.request_id, at=now), now)
+                claim = Claim(request_id=request.request_id, at=now)
+                self.claimed.claim(to, decision.body_digest(request.message), sid, claim, now)
                 await self._answer(order, sid)
             case Resend():
                 await self._answer(order, None)

@@ -18,6 +18,7 @@ create call went (the marker's :class:`~schemas.events.SendTarget`):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,6 +65,12 @@ def window_end(marker_at: datetime, send_timeout_s: float, margin_s: float) -> d
     until the ingress's deadline (at most ``send_timeout_s`` after the marker), and a request
     sent by then has arrived ``margin_s`` later."""
     return marker_at + timedelta(seconds=send_timeout_s + margin_s)
+
+
+def body_digest(body: str) -> str:
+    """What a claim records of its message's body (SHA-256, hex): claims are kept by
+    destination and body, since only a message with a request's body can be its message."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def claim_lag(send_timeout_s: float) -> timedelta:

@@ -22,6 +22,7 @@ from schemas.events import ReconcileOrder, SendRequest, SidClaimed
 from schemas.records import SmsRecord
 from schemas.topics import Topics
 from streams import metrics
+from streams.reconcile.decision import body_digest
 from streams.sending import checks
 from streams.sending.admission import Batch, BatchAdmission
 from streams.sending.outcomes import Outcome, OutcomeTable
@@ -74,8 +75,8 @@ class Reconciling:
         """Tell the reconciler (keyed by destination) that ``record``'s message is
         ``request``'s, created by the send path: it is never adopted for another request."""
         claimed = SidClaimed(
-            to=record.to_number, message_sid=record.message_sid, request_id=request.request_id,
-            at=_now(),
+            to=record.to_number, body_digest=body_digest(record.body),
+            message_sid=record.message_sid, request_id=request.request_id, at=_now(),
         )  # fmt: skip
         await self.reconcile_topic.send(
             key=record.to_number.encode(), value=Topics.RECONCILE.codec.encode(claimed),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import faust
 import pytest
@@ -18,7 +19,8 @@ from schemas.events import Reconciled, ReconcileOrder, SendRequest, SendTarget, 
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams import metrics
-from streams.reconcile.agent import ClaimedTable, ReconcileAgent
+from streams.reconcile import decision
+from streams.reconcile.agent import CLAIMS, Claim, ClaimedTable, Claims, ReconcileAgent
 from streams.sending.provider import ProviderDown, TwilioMessage
 from streams.worker import Worker
 from tests.streams.factories import RecordingTopic, create_use_case, sealed
@@ -114,6 +116,15 @@ def message(sid: str, target: SendTarget, marker_at: datetime) -> TwilioMessage:
     )  # fmt: skip
 
 
+def claim_of(sid: str, request_id: uuid.UUID, body: str = BODY) -> Any:
+    """The send path's claim of ``sid`` for ``request_id``, as the agent takes it."""
+    claimed = SidClaimed(
+        to=TO, body_digest=decision.body_digest(body), message_sid=sid, request_id=request_id,
+        at=datetime.now(UTC),
+    )  # fmt: skip
+    return (Event(), claimed)
+
+
 def answered(answers: RecordingTopic) -> list[str | None]:
     return [Topics.SEND_REQUESTS.codec.decode(v).message_sid for _, v in answers.sent]
 
@@ -188,14 +199,13 @@ async def test_a_message_the_send_path_created_for_another_request_is_refused(
     on the reconcile topic; A, past its window, is sent, not given SM_B."""
     interrupted = order(OLD, age_s=60)
     other = uuid.uuid4()
-    claimed = SidClaimed(to=TO, message_sid="SM_B", request_id=other, at=datetime.now(UTC))
-    agent.record_claims([(Event(), claimed)])  # type: ignore[list-item]
+    agent.record_claims([claim_of("SM_B", other)])
     gateway.messages = [message("SM_B", OLD, interrupted.marker_at)]
     before = counted("refused")
     await reconcile(agent, interrupted)
     assert answered(answers) == [None]  # send it once: SM_B is B's
     assert counted("refused") == before + 1
-    assert agent.claimed.requests_by_sid(TO) == {"SM_B": other}
+    assert agent.claimed.requests_by_sid(TO, BODY) == {"SM_B": other}
 
 
 async def test_an_adoption_is_claimed_so_no_other_request_adopts_it(
@@ -222,7 +232,24 @@ async def test_a_claim_arriving_after_the_order_still_keeps_the_message_from_it(
     before = counted("waiting_claims")
     await reconcile(agent, interrupted)
     assert answers.sent == [] and counted("waiting_claims") == before + 1
-    claimed = SidClaimed(to=TO, message_sid="SM_B", request_id=uuid.uuid4(), at=datetime.now(UTC))
-    agent.record_claims([(Event(), claimed)])  # type: ignore[list-item]
+    agent.record_claims([claim_of("SM_B", uuid.uuid4())])
     await reconcile(agent, interrupted)
     assert answered(answers) == [None]
+
+
+def test_claims_are_kept_by_body_and_adoptions_made_before_that_still_count() -> None:
+    """Only a message with the request's body can be its message: claims of other bodies
+    are kept apart (a number that gets many messages keeps small values). An adoption
+    recorded by destination alone (before claims were kept by body) still excludes its SID."""
+    table: dict[bytes, bytes] = {}
+    claims = ClaimedTable(table)
+    mine, other, earlier = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    claims.claim(TO, decision.body_digest(BODY), "SM_1", Claim(request_id=mine, at=now), now)
+    claims.claim(TO, decision.body_digest("other"), "SM_2", Claim(request_id=other, at=now), now)
+    table[TO.encode()] = CLAIMS.encode(Claims(by_sid={"SM_0": Claim(request_id=earlier, at=now)}))
+    assert claims.requests_by_sid(TO, BODY) == {"SM_0": earlier, "SM_1": mine}
+    assert claims.requests_by_sid(TO, "other") == {"SM_0": earlier, "SM_2": other}
+    later = now + timedelta(hours=25)  # a day later, the old claims go with the next one
+    claims.claim(TO, decision.body_digest(BODY), "SM_3", Claim(request_id=mine, at=later), later)
+    assert claims.requests_by_sid(TO, BODY) == {"SM_0": earlier, "SM_3": mine}

@@ -12,6 +12,7 @@ import pytest
 
 from schemas.events import ReconcileOrder, SendRequest, SendTarget, SidClaimed
 from schemas.topics import Topics
+from streams.reconcile.decision import body_digest
 from streams.sending import decision
 from streams.sending.admission import BatchAdmission
 from streams.sending.outcomes import Outcome, OutcomeTable
@@ -120,3 +121,4 @@ async def test_a_created_message_is_claimed_on_the_reconcile_topic_by_destinatio
     assert key == b"+14155552671"
     assert isinstance(claimed, SidClaimed)
     assert (claimed.message_sid, claimed.request_id) == ("SM_B", req.request_id)
+    assert claimed.body_digest == body_digest(record.body)
