@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 
 from tests.factories import create_use_case, sim_messages, unique_number
 from tests.faults.client import Sent, send_until_answered
-from tests.harness import Stack
+from tests.harness import SENDERS, SERVICE_SID, Stack
 from tests.integration.test_lifecycle import wait_for
 
 pytestmark = pytest.mark.integration
@@ -272,3 +273,34 @@ async def test_a_resend_twilio_refuses_stays_reconciled_and_is_sent_later(stack:
         assert a.created, a.answers
         at_twilio = await sim_messages(sim, a.to)
         assert [m["sid"] for m in at_twilio] == [a.final[1]["message_sid"]]
+
+
+async def test_a_use_case_moved_to_another_service_is_reconciled_where_it_sent(
+    stack: Stack,
+) -> None:
+    """Twilio created A's message through the use case's Messaging Service but the answer
+    was lost; the use case is then PATCHed to another service. Reconciliation looks where
+    the create call went (the marker's snapshot): A's retry gets that message, and Twilio
+    has it once (it used to look in the new service, find nothing and send it again)."""
+    moved_to = "MG" + uuid.uuid4().hex
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        await sim.post("/_sim/config", json={"services": {moved_to: list(SENDERS[:1])}})
+        use_case = await create_use_case(admin)
+        warm = {"use_case_id": use_case["id"], "to_phone_number": unique_number(), "message": "w"}
+        assert (await client.post("/v1/sms/", json=warm)).status_code == 201  # worker warm
+        a = Sent(unique_number(), "moved service")
+        await sim.post("/_sim/config", json={"create_delay_ms": 8000})
+        try:
+            await _first_attempt(client, use_case["id"], a)
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        assert a.final[0] == 503 and "answer was lost" in a.final[1]["detail"], a.answers
+        patched = await admin.patch(
+            f"/v1/admin/sms-use-cases/{use_case['id']}", json={"messaging_service_sid": moved_to}
+        )
+        assert patched.status_code == 200, patched.text
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        at_twilio = await sim_messages(sim, a.to)
+        assert [m["sid"] for m in at_twilio] == [a.final[1]["message_sid"]]
+        assert at_twilio[0]["messaging_service_sid"] == SERVICE_SID
