@@ -5,8 +5,10 @@ not). Twilio's ``OptOutType`` field (sent with Advanced Opt-Out) counts as well:
 ``STOP`` and ``START`` act like an opt-out and an opt-in keyword.
 
 - Opt-out: the sender is opted out of every use case of the Messaging Service (source
-  ``keyword``); an opt-out it already has from that source is kept as it is (its
-  ``created_at`` too), so a webhook Twilio retries changes nothing.
+  ``keyword``). The record is always written, even when this view holds it already: the
+  view may not have read another ingress's opt-in tombstone yet, and a write skipped on
+  it would leave the person opted in. One this view holds is written as it is (its
+  ``created_at`` too), so a webhook Twilio retries writes the same record again.
 - Opt-in: the sender's opt-outs of source ``keyword`` or ``twilio_21610`` on those use cases
   are removed (deleted by key, whether this view holds them or not); ``admin`` ones stay
   until the admin API removes them.
@@ -93,8 +95,8 @@ def opt_out_changes(
     changes = OptOutChanges()
     for use_case in use_cases:
         if keyword.action is KeywordAction.OPT_OUT:
-            if OptOutSource.KEYWORD not in existing(use_case.id, from_number):
-                changes.put.append(_keyword_opt_out(use_case.id, from_number, keyword, now))
+            held = existing(use_case.id, from_number).get(OptOutSource.KEYWORD)
+            changes.put.append(held or _keyword_opt_out(use_case.id, from_number, keyword, now))
             continue
         # Every key, held here or not: a 21610 opt-out the worker wrote a moment ago may not
         # be in this view yet, and the tombstone lands after it on the one-partition topic.

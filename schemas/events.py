@@ -66,24 +66,73 @@ class Reconciled(BaseModel):
     message_sid: str | None
 
 
+class SendTarget(BaseModel):
+    """Where a request's create call went: the subaccount, the Messaging Service and the
+    destination (E.164) its checks chose. Kept in the in-flight marker, so that
+    reconciliation looks where the message was sent, not where the use case points today."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_sid: str
+    messaging_service_sid: str
+    to: str
+
+
 class ReconcileOrder(BaseModel):
     """On ``sms.reconcile``, keyed by the destination (E.164): find out whether Twilio
     created the message of an interrupted request. Keyed by the destination so that one
     partition sees every interrupted request to a number, and no Twilio message is adopted
-    by two of them."""
+    by two of them.
+
+    ``target`` is the marker's snapshot of where the create call went; ``None`` for a marker
+    written before markers carried it (reconciled with today's configuration)."""
 
     model_config = ConfigDict(frozen=True)
 
+    kind: Literal["order"] = "order"
     request: SendRequest
     marker_at: datetime
+    target: SendTarget | None = None
+
+
+class SidClaimed(BaseModel):
+    """On ``sms.reconcile``, keyed by the destination (E.164): the send path created
+    ``message_sid`` for ``request_id``. Reconciliation never adopts a claimed message for
+    another request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["claimed"] = "claimed"
+    to: str
+    #: SHA-256 (hex) of the message's body.
+    body_digest: str
+    message_sid: str
+    request_id: UUID
+    at: datetime
+
+
+def _kind(value: Any, unmarked: str) -> str:
+    """The ``kind`` of a topic's value; ``unmarked`` for values written before ``kind``."""
+    if isinstance(value, dict):
+        return str(value.get("kind", unmarked))
+    return str(getattr(value, "kind", unmarked))
 
 
 def _send_topic_kind(value: Any) -> str:
-    """The ``kind`` of a value of ``sms.send-requests`` (requests written before ``kind``
-    existed are sends)."""
-    if isinstance(value, dict):
-        return str(value.get("kind", "send"))
-    return str(getattr(value, "kind", "send"))
+    """The ``kind`` of a value of ``sms.send-requests`` (older requests are sends)."""
+    return _kind(value, "send")
+
+
+def _reconcile_topic_kind(value: Any) -> str:
+    """The ``kind`` of a value of ``sms.reconcile`` (older values are orders)."""
+    return _kind(value, "order")
+
+
+#: A value of ``sms.reconcile``: an order to reconcile, or a SID the send path created.
+ReconcileValue = Annotated[
+    Annotated[ReconcileOrder, Tag("order")] | Annotated[SidClaimed, Tag("claimed")],
+    Discriminator(_reconcile_topic_kind),
+]
 
 
 #: A value of ``sms.send-requests``: a send request, an expiry order or a reconciliation

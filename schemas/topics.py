@@ -22,7 +22,7 @@ from schemas.config import ConfigChange
 from schemas.events import (
     LifecycleControl,
     RawCallback,
-    ReconcileOrder,
+    ReconcileValue,
     SendReply,
     SendRequestsValue,
 )
@@ -88,8 +88,9 @@ class Topics:
     SEND_REPLIES: ClassVar[TopicSpec] = TopicSpec(
         "sms.send-replies", "correlation_id", SendReply, 1, configs={"retention.ms": "3600000"}
     )
-    #: Interrupted requests to reconcile with Twilio, keyed by destination number.
-    RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileOrder, None)
+    #: Interrupted requests to reconcile with Twilio, and the SIDs the send path created
+    #: (never adopted by another request), keyed by destination number.
+    RECONCILE: ClassVar[TopicSpec] = TopicSpec("sms.reconcile", "to_number", ReconcileValue, None)
     #: Records as created, with the subaccount and service they were sent through.
     CREATED: ClassVar[TopicSpec] = TopicSpec("sms.created", "message_sid", SmsCreated, None)
     CALLBACKS: ClassVar[TopicSpec] = TopicSpec("sms.callbacks", "MessageSid", RawCallback, None)

@@ -82,8 +82,13 @@ RECONCILED = Counter(
     "smslane_worker_reconciled",
     "Interrupted send requests (cut off inside the Twilio call) by what reconciliation did: "
     "ordered (asked Twilio), adopted (Twilio had the message), resent (Twilio never got it: "
-    "sent once), waiting (not found yet, the first attempt may still arrive), failed (the "
-    "list call failed: asked again later).",
+    "sent once), resend_failed (the resend was not taken: sent again later), waiting (not "
+    "found yet, the first attempt may still arrive), waiting_configuration (Twilio could not "
+    "be asked: configuration not caught up, subaccount unknown or its token not opened), "
+    "waiting_twilio (Twilio's list call failed), waiting_claims (a matching message is too "
+    "recent to tell whether another request's claim of it is still on its way), refused (a "
+    "candidate message was another request's: not adopted), failed (an unexpected error: "
+    "asked again later).",
     ["outcome"],
 )
 REPAIRED = Counter(

@@ -62,6 +62,9 @@ class SimConfig(BaseModel):
     create_accept_delay_ms: float = Field(default=0.0, ge=0)
     """Pause before a Messages create is recorded, in milliseconds. A caller that disconnects
     meanwhile leaves no message, as when Twilio never got the call."""
+    create_errors: dict[str, int] = Field(default_factory=dict)
+    """Destination number (E.164) → HTTP status (``500``, ``503``, ...) every create call to
+    it is answered with, no message created: Twilio failing for that number."""
     create_delay_ms: float = Field(default=0.0, ge=0)
     """Pause before a Messages create answers (the message exists already), in milliseconds."""
     callback_delay_ms: float = Field(default=5.0, ge=0)

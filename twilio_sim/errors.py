@@ -27,6 +27,13 @@ class TwilioError:
 AUTHENTICATE = TwilioError(401, 20003, "Authenticate")
 
 
+def server_error(status: int) -> TwilioError:
+    """A 5xx of Twilio's own (``create_errors``): 20500, an internal error, or 20503."""
+    if status == 503:
+        return TwilioError(503, 20503, "Service unavailable")
+    return TwilioError(status, 20500, "An internal server error has occurred")
+
+
 def not_found(path: str) -> TwilioError:
     """20404: no resource at ``path``."""
     return TwilioError(404, 20404, f"The requested resource {path} was not found")

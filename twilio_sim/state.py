@@ -13,7 +13,7 @@ from typing import Any
 
 from twilio_sim.callbacks import CallbackDispatcher, parse_target
 from twilio_sim.config import SimConfig
-from twilio_sim.errors import TwilioError
+from twilio_sim.errors import TwilioError, server_error
 from twilio_sim.inbound import Inbound, opt_out_type, post_webhook
 from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
@@ -159,6 +159,11 @@ class SimState:
         """
         now = time.time()
         config = self.config
+        failing = config.create_errors.get(form.get("To", "").strip())
+        if failing is not None:
+            logger.info("create call to %s answered %d (create_errors)", form.get("To"), failing)
+            error = server_error(failing)
+            return error.status, error.body()
         outcome = accept(config, self.selector, account_sid, form, now, self.unsubscribed)
         if isinstance(outcome, TwilioError):
             return outcome.status, outcome.body()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from schemas.config import OptOut
-from schemas.events import Reconciled, SendRequest
+from schemas.events import Reconciled, SendRequest, SendTarget
 from streams.reconcile.decision import window_end
 from streams.sending import checks, decision
 from streams.sending.decision import Conflict, Interrupted, New, Replay
@@ -67,8 +67,8 @@ class Batch:
     #: Answers known already, and those another batch in flight is deciding.
     answers: dict[SameRequest, Answer] = field(default_factory=dict)
     waiting: dict[SameRequest, asyncio.Future[Outcome]] = field(default_factory=dict)
-    #: The in-flight marker write of each request in ``new``.
-    markers: dict[UUID, Awaitable[object]] = field(default_factory=dict)
+    #: The in-flight marker of each request in ``new``.
+    markers: dict[UUID, InFlightMarker] = field(default_factory=dict)
     #: Reconciliation results taken with the batch (event, result, deadline if sent now).
     reconciled: Sequence[tuple[Any, Reconciled, float]] = ()
     #: Interrupted requests found (marker and all): reconciliation is to look for them.
@@ -79,6 +79,29 @@ class Batch:
     resends: list[Incoming] = field(default_factory=list)
     #: When :meth:`BatchAdmission.admit` ran: the time the markers of ``new`` bear.
     admitted_at: datetime | None = None
+
+
+class InFlightMarker:
+    """A new request's in-flight marker: written at admission with where its create call
+    is expected to go, and written again before the call if the checks chose elsewhere (the
+    configuration changed meanwhile), so that the marker names where the call went."""
+
+    def __init__(
+        self, outcomes: OutcomeTable, bind: Callable[[Any], None], item: Incoming, at: datetime,
+        target: SendTarget | None,
+    ) -> None:  # fmt: skip
+        self._outcomes, self._bind, self._item, self._at = outcomes, bind, item, at
+        self.target = target
+        #: Every write of the marker (the last one is the marker in force).
+        self.writes = [outcomes.mark_in_flight(item.request, at, target)]
+
+    def written_for(self, target: SendTarget) -> Awaitable[object]:
+        """The marker's write naming ``target``; done once it is durable."""
+        if target != self.target:
+            self._bind(self._item.event)
+            self.target = target
+            self.writes.append(self._outcomes.mark_in_flight(self._item.request, self._at, target))
+        return self.writes[-1]
 
 
 class _Deciding(NamedTuple):
@@ -93,6 +116,7 @@ class BatchAdmission:
         self,
         outcomes: OutcomeTable,
         bind: Callable[[Any], None] = lambda event: None,
+        target_of: Callable[[SendRequest], SendTarget | None] = lambda request: None,
         *,
         send_timeout_s: float = 10.0,
         reconcile_margin_s: float = 30.0,
@@ -103,6 +127,8 @@ class BatchAdmission:
         #: a table's changelog to, and a rocksdb:// table reads from, the current event's
         #: partition).
         self.bind = bind
+        #: Where a request's create call is expected to go, by today's configuration.
+        self.target_of = target_of
         self._deciding: dict[UUID, _Deciding] = {}
 
     def admit(self, batch: Batch, now: datetime) -> None:
@@ -185,7 +211,7 @@ class BatchAdmission:
     def _begin(self, batch: Batch, item: Incoming, now: datetime) -> None:
         """Mark a request in flight and track it (only once the write was handed over)."""
         request = item.request
-        marker = self.outcomes.mark_in_flight(request, now)
+        marker = InFlightMarker(self.outcomes, self.bind, item, now, self.target_of(request))
         future = asyncio.get_running_loop().create_future()
         self._deciding[request.request_id] = _Deciding(request.body_hash, future)
         batch.markers[request.request_id] = marker

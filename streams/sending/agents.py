@@ -26,7 +26,7 @@ import faust
 from pydantic import ValidationError
 
 from schemas.config import ConfigChange, config_key
-from schemas.events import ExpireOutcome, Reconciled, SendRequest
+from schemas.events import ExpireOutcome, Reconciled, SendRequest, SendTarget
 from schemas.topics import Topics
 from streams import metrics
 from streams.sending import decision
@@ -88,8 +88,9 @@ class SendAgent:
         )  # fmt: skip
         self.outcomes = OutcomeTable(table)
         self.sender = Sender(worker, gateway)
+        self.config = worker.config
         self.admission = BatchAdmission(
-            self.outcomes, bind=bind_event,
+            self.outcomes, bind=bind_event, target_of=self._expected_target,
             send_timeout_s=self.settings.send_timeout_seconds,
             reconcile_margin_s=self.settings.reconcile_margin_seconds,
         )  # fmt: skip
@@ -217,8 +218,9 @@ class SendAgent:
                                  conflict=True) for i in batch.conflicts),
             return_exceptions=True,
         )  # fmt: skip
-        # Retrieve every marker's result, even of requests that never awaited it.
-        await asyncio.gather(*batch.markers.values(), return_exceptions=True)
+        # Retrieve every marker write's result, even of requests that never awaited it.
+        writes = [write for marker in batch.markers.values() for write in marker.writes]
+        await asyncio.gather(*writes, return_exceptions=True)
         for item, result in zip([*batch.new, *batch.conflicts], results, strict=True):
             request = item.request
             if isinstance(result, BaseException):
@@ -241,15 +243,20 @@ class SendAgent:
                 answer = Answer(answer.outcome)
             metrics.send_decided(answer.outcome.error, answer.decided_here)
             bind_event(item.event)
+            resend = item in batch.resends
             if answer.decided_here:
-                self._record(item.request, answer)
+                self._record(item.request, answer, resend=resend)
             await self._publish(item.request, answer)
-            if item in batch.resends:
+            if resend:
                 self.reconciling.count_resend(item.request, answer.outcome)
 
-    def _record(self, request: SendRequest, answer: Answer) -> None:
+    def _record(self, request: SendRequest, answer: Answer, *, resend: bool) -> None:
         request_id = request.request_id
-        if answer.outcome.in_flight:
+        if resend and decision.forget_after(answer.outcome):
+            # Twilio did not take the resend (or its marker was not written), and no
+            # client may retry: the marker stays, and reconciliation sends it again later.
+            self.reconciling.resend_failed(request, answer.outcome)
+        elif answer.outcome.in_flight:
             # Twilio may have it: the marker stays (with its time and request), and
             # reconciliation finds out.
             marker = self.outcomes.get(request_id)
@@ -275,6 +282,8 @@ class SendAgent:
                 key=outcome.record.message_sid.encode(),
                 value=Topics.CREATED.codec.encode(outcome.created_event()), force=True,
             )  # fmt: skip
+            if answer.decided_here:  # created here: never another request's message
+                await self.reconciling.claim(request, outcome.record)
         await self._reply_topic(request.reply_topic).send(
             key=request.correlation_id.encode(),
             value=Topics.SEND_REPLIES.codec.encode(outcome.reply(request)), force=True,
@@ -287,6 +296,9 @@ class SendAgent:
                 value_serializer="raw",
             )  # fmt: skip
         return self._reply_topics[name]
+
+    def _expected_target(self, request: SendRequest) -> SendTarget | None:
+        return decision.expected_target(request, self.config.use_cases.get(request.use_case_id))
 
     # -- expiry ------------------------------------------------------------------------
 

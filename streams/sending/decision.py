@@ -29,7 +29,7 @@ from schemas.errors import (
     ServiceUnavailable,
     SmslaneError,
 )
-from schemas.events import ErrorBody, SendRequest
+from schemas.events import ErrorBody, SendRequest, SendTarget
 from schemas.records import SmsRecord
 from streams.sending import checks
 from streams.sending.outcomes import Outcome
@@ -152,6 +152,28 @@ class Ready:
     use_case: UseCase
     destination: checks.Destination
     account: Subaccount
+
+    @property
+    def target(self) -> SendTarget:
+        """Where the create call goes: what the in-flight marker records."""
+        return send_target(self.use_case, self.destination.e164)
+
+
+def send_target(use_case: UseCase, to: str) -> SendTarget:
+    """Where a create call for ``use_case`` to ``to`` (E.164) goes."""
+    return SendTarget(
+        account_sid=use_case.account_sid, messaging_service_sid=use_case.messaging_service_sid,
+        to=to,
+    )  # fmt: skip
+
+
+def expected_target(request: SendRequest, use_case: UseCase | None) -> SendTarget | None:
+    """Where ``request``'s create call is expected to go, by a configuration that may not
+    have caught up yet (the checks decide; None when it cannot be told)."""
+    destination = checks.parse_destination(request.to_phone_number)
+    if use_case is None or not isinstance(destination, checks.Destination):
+        return None
+    return send_target(use_case, destination.e164)
 
 
 def precheck(

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from schemas.events import ErrorBody, SendReply, SendRequest
+from schemas.events import ErrorBody, SendReply, SendRequest, SendTarget
 from schemas.records import SmsCreated, SmsRecord
 from schemas.topics import Codec
 
@@ -39,6 +39,9 @@ class Outcome(BaseModel):
     in_flight: bool = False
     #: On a marker: the request itself, so that reconciliation can adopt or send it.
     request: SendRequest | None = None
+    #: On a marker: where the create call goes (subaccount, service, destination), as the
+    #: checks chose it; None on markers written before it existed, or before the checks.
+    target: SendTarget | None = None
     #: On a created message: the subaccount and Messaging Service it was sent through, for
     #: its ``sms.created`` event only (the reply and the public record leave them out).
     account_sid: str | None = None
@@ -65,11 +68,13 @@ class Outcome(BaseModel):
         )
 
     @classmethod
-    def marker(cls, request: SendRequest, now: datetime) -> Outcome:
-        """The in-flight marker of ``request``."""
+    def marker(
+        cls, request: SendRequest, now: datetime, target: SendTarget | None = None
+    ) -> Outcome:
+        """The in-flight marker of ``request`` (whose create call goes to ``target``)."""
         return cls(
             body_hash=request.body_hash, decided_at=now, status_code=0, in_flight=True,
-            request=request,
+            request=request, target=target,
         )  # fmt: skip
 
 
@@ -98,9 +103,11 @@ class OutcomeTable:
     def get_raw(self, key: bytes) -> bytes | None:
         return self._table.get(key)
 
-    def mark_in_flight(self, request: SendRequest, now: datetime) -> Awaitable[object]:
+    def mark_in_flight(
+        self, request: SendRequest, now: datetime, target: SendTarget | None = None
+    ) -> Awaitable[object]:
         """Write the marker; the result is done once it is durable."""
-        marker = Outcome.marker(request, now)
+        marker = Outcome.marker(request, now, target)
         return self._table.put(request.request_id.bytes, CODEC.encode(marker))
 
     def record(self, request_id: UUID, outcome: Outcome) -> None:

@@ -18,9 +18,11 @@ from uuid import UUID
 
 import faust
 
-from schemas.events import ReconcileOrder, SendRequest
+from schemas.events import ReconcileOrder, SendRequest, SidClaimed
+from schemas.records import SmsRecord
 from schemas.topics import Topics
 from streams import metrics
+from streams.reconcile.decision import body_digest
 from streams.sending import checks
 from streams.sending.admission import Batch, BatchAdmission
 from streams.sending.outcomes import Outcome, OutcomeTable
@@ -69,6 +71,31 @@ class Reconciling:
                 value=Topics.CREATED.codec.encode(outcome.created_event()), force=True,
             )  # fmt: skip
 
+    async def claim(self, request: SendRequest, record: SmsRecord) -> None:
+        """Tell the reconciler (keyed by destination) that ``record``'s message is
+        ``request``'s, created by the send path: it is never adopted for another request."""
+        claimed = SidClaimed(
+            to=record.to_number, body_digest=body_digest(record.body),
+            message_sid=record.message_sid, request_id=request.request_id, at=_now(),
+        )  # fmt: skip
+        await self.reconcile_topic.send(
+            key=record.to_number.encode(), value=Topics.RECONCILE.codec.encode(claimed),
+            force=True,
+        )  # fmt: skip
+
+    def resend_failed(self, request: SendRequest, outcome: Outcome) -> None:
+        """A resend Twilio certainly did not take (or whose marker was not written): its
+        marker stays, so that a retry with the same key is answered "being reconciled", not
+        sent as new, and reconciliation sends it again once the new marker's window ends."""
+        metrics.RECONCILED.labels("resend_failed").inc()
+        log.warning(
+            "reconciling %s: the resend was not taken (%s %s); sent again later",
+            request.request_id, outcome.status_code, outcome.error.code if outcome.error else "",
+        )  # fmt: skip
+        marker = self.outcomes.get(request.request_id)
+        if marker is not None and marker.in_flight:
+            self.index.add(marker)
+
     def count_resend(self, request: SendRequest, outcome: Outcome) -> None:
         metrics.RECONCILED.labels("resent").inc()
         sid = outcome.record.message_sid if outcome.record else None
@@ -85,7 +112,9 @@ class Reconciling:
             if request is None or not self.index.due(request.request_id, time.time()):
                 continue
             self.index.add(marker)
-            order = ReconcileOrder(request=request, marker_at=marker.decided_at)
+            order = ReconcileOrder(
+                request=request, marker_at=marker.decided_at, target=marker.target
+            )
             await self.reconcile_topic.send(
                 key=reconcile_key(request), value=Topics.RECONCILE.codec.encode(order),
                 force=True,
@@ -97,7 +126,9 @@ class Reconciling:
         ask about each again until it is resolved — also when no client retries."""
         generation = self.app.consumer_generation_id
         if generation != self.index.scanned_generation:
-            self.index.scanned_generation = generation
+            # The partitions may have moved: forget every marker, keep those the table (it
+            # yields the partitions held now) still has.
+            self.index.clear(generation)
             for scanned, (_, outcome) in enumerate(self.outcomes.scan(), start=1):
                 if scanned % 1000 == 0:
                     await asyncio.sleep(0)
@@ -124,6 +155,13 @@ class InterruptedIndex:
     def add(self, marker: Outcome) -> None:
         if marker.request is not None:
             self._markers[marker.request.request_id] = marker
+
+    def clear(self, generation: int | None) -> None:
+        """Forget every marker (a rebalance: the partitions of some may be another worker's
+        now); a scan of the table for ``generation`` brings back those still held."""
+        self._markers.clear()
+        self._asked_at.clear()
+        self.scanned_generation = generation
 
     def discard(self, request_id: UUID) -> None:
         self._markers.pop(request_id, None)

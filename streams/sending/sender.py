@@ -14,7 +14,7 @@ from typing import Protocol
 
 from feeds.config import ConfigView
 from schemas.errors import ProviderUnavailable, ServiceUnavailable, SmslaneError
-from schemas.events import SendRequest
+from schemas.events import SendRequest, SendTarget
 from schemas.settings import Settings
 from streams.sending import decision
 from streams.sending.decision import Decided, Prechecked, Ready
@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 #: How long a request waits for the configuration its ingress had seen.
 CONFIG_WAIT_S = 5.0
+
+
+class Marker(Protocol):
+    """A new request's in-flight marker (:class:`~streams.sending.admission.InFlightMarker`)."""
+
+    def written_for(self, target: SendTarget) -> Awaitable[object]:
+        """The marker's write naming ``target``; done once it is durable."""
+        ...
 
 
 class Context(Protocol):
@@ -49,7 +57,7 @@ class Sender:
     async def decide(
         self,
         request: SendRequest,
-        durable: Awaitable[object] | None,
+        marker: Marker | None,
         *,
         deadline: float,
         reconcilable_until: datetime,
@@ -57,8 +65,9 @@ class Sender:
     ) -> Decided:
         """The request's outcome, and an opt-out to record (Twilio 21610).
 
-        ``durable`` completes once the request's in-flight marker is in Kafka; it is awaited
-        right before the create call, so the write overlaps the checks and Lookup.
+        ``marker`` is the request's in-flight marker: its write (with where the create call
+        goes, rewritten if admission expected elsewhere) is awaited right before the create
+        call, so that in the common case the write overlaps the checks and Lookup.
         ``deadline`` (epoch seconds, :func:`~streams.sending.decision.send_deadline`) is when
         the ingress stops waiting: Twilio is not called, nor retried, past it.
         ``reconcilable_until`` is when reconciliation can settle the request if Twilio's
@@ -69,7 +78,9 @@ class Sender:
         checked = await self._check(request, conflict=conflict)
         if isinstance(checked, SmslaneError):
             return Decided(decision.check_failed(request, checked, _now()))
-        if durable is not None and not await self._marker_written(request, durable):
+        if marker is not None and not await self._marker_written(
+            request, marker.written_for(checked.target)
+        ):
             error = ServiceUnavailable("Kafka did not take the request's marker; retry.")
             return Decided(decision.error_outcome(request, error, _now(), retry_after=1))
         return await self._create(request, checked, deadline, reconcilable_until)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.factories import create_subaccount, create_use_case, sim_messages, unique_number
 from tests.faults.client import Sent, send_until_answered
-from tests.harness import Stack
+from tests.harness import SENDERS, SERVICE_SID, Stack
 from tests.integration.test_lifecycle import wait_for
 from tests.integration.test_send import send
 
@@ -226,3 +228,106 @@ async def test_a_use_case_moved_to_another_subaccount_is_repaired_with_the_first
         finally:
             await sim.post("/_sim/config", json={"silent_numbers": []})
         assert final["delivered_at"] is not None
+async def _records_to(client: httpx.AsyncClient, to: str, count: int) -> list[dict[str, Any]]:
+    """The records to ``to``, once there are ``count`` of them (failing after 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = await client.get("/v1/sms/", params={"to_number": to})
+        items: list[dict[str, Any]] = listed.json()["items"]
+        if len(items) >= count:
+            return items
+        assert time.monotonic() < deadline, items
+        await asyncio.sleep(0.5)
+
+
+async def test_a_same_body_request_sent_meanwhile_is_never_adopted(stack: Stack) -> None:
+    """Issue #23's reproduction: A's create is answered 500 (A is in flight, nothing at
+    Twilio); B sends the same body to the same number without an Idempotency-Key and gets
+    SM_B. A's retry must not get SM_B: A is sent once its window ends, and both requests end
+    with their own message at Twilio and their own record."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        a = Sent(unique_number(), "same body twice")
+        await sim.post("/_sim/config", json={"create_errors": {a.to: 500}})
+        try:
+            await _first_attempt(client, use_case["id"], a)
+        finally:
+            await sim.post("/_sim/config", json={"create_errors": {}})
+        assert (a.final[0], a.final[1]["code"]) == (503, "provider_unavailable"), a.answers
+        body = {"use_case_id": use_case["id"], "to_phone_number": a.to, "message": a.message}
+        b = await client.post("/v1/sms/", json=body)
+        assert b.status_code == 201, b.text
+        sm_b = b.json()["message_sid"]
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        sm_a = a.final[1]["message_sid"]
+        assert sm_a != sm_b
+        at_twilio = await sim_messages(sim, a.to)
+        assert sorted(m["sid"] for m in at_twilio) == sorted([sm_a, sm_b])
+        records = await _records_to(client, a.to, 2)
+        assert sorted(r["message_sid"] for r in records) == sorted([sm_a, sm_b])
+        assert {r["id"] for r in records} == {a.final[1]["id"], b.json()["id"]}
+
+
+async def test_a_resend_twilio_refuses_stays_reconciled_and_is_sent_later(stack: Stack) -> None:
+    """A's create is answered 500 (in flight), and reconciliation's resend is answered 503
+    (Twilio certainly did not take it). The request must stay accounted for: with no client
+    retry at all, it is sent once Twilio takes creates again (it used to be forgotten, so
+    nothing was ever sent, and a retry with the same key counted as new)."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        a = Sent(unique_number(), "resend refused")
+        await sim.post("/_sim/config", json={"create_errors": {a.to: 500}})
+        try:
+            received = (await sim.get("/_sim/stats")).json()["creates_received"]
+            await _first_attempt(client, use_case["id"], a)
+            assert a.final[0] == 503, a.answers
+            await sim.post("/_sim/config", json={"create_errors": {a.to: 503}})
+            deadline = time.monotonic() + 30
+            while (await sim.get("/_sim/stats")).json()["creates_received"] <= received + 1:
+                assert time.monotonic() < deadline, "reconciliation never resent"
+                await asyncio.sleep(0.1)
+            # The resend calls Twilio until its deadline (6 s), retrying the 503; the next
+            # resend of its new marker comes no earlier than its window's end (8 s).
+            await asyncio.sleep(7)
+        finally:
+            await sim.post("/_sim/config", json={"create_errors": {}})
+        deadline = time.monotonic() + 40
+        while not await sim_messages(sim, a.to):
+            assert time.monotonic() < deadline, "the refused resend was never sent again"
+            await asyncio.sleep(0.5)
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        at_twilio = await sim_messages(sim, a.to)
+        assert [m["sid"] for m in at_twilio] == [a.final[1]["message_sid"]]
+
+
+async def test_a_use_case_moved_to_another_service_is_reconciled_where_it_sent(
+    stack: Stack,
+) -> None:
+    """Twilio created A's message through the use case's Messaging Service but the answer
+    was lost; the use case is then PATCHed to another service. Reconciliation looks where
+    the create call went (the marker's snapshot): A's retry gets that message, and Twilio
+    has it once (it used to look in the new service, find nothing and send it again)."""
+    moved_to = "MG" + uuid.uuid4().hex
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        await sim.post("/_sim/config", json={"services": {moved_to: list(SENDERS[:1])}})
+        use_case = await create_use_case(admin)
+        warm = {"use_case_id": use_case["id"], "to_phone_number": unique_number(), "message": "w"}
+        assert (await client.post("/v1/sms/", json=warm)).status_code == 201  # worker warm
+        a = Sent(unique_number(), "moved service")
+        await sim.post("/_sim/config", json={"create_delay_ms": 8000})
+        try:
+            await _first_attempt(client, use_case["id"], a)
+        finally:
+            await sim.post("/_sim/config", json={"create_delay_ms": 0})
+        assert a.final[0] == 503 and "answer was lost" in a.final[1]["detail"], a.answers
+        patched = await admin.patch(
+            f"/v1/admin/sms-use-cases/{use_case['id']}", json={"messaging_service_sid": moved_to}
+        )
+        assert patched.status_code == 200, patched.text
+        await send_until_answered(client, use_case["id"], a)
+        assert a.created, a.answers
+        at_twilio = await sim_messages(sim, a.to)
+        assert [m["sid"] for m in at_twilio] == [a.final[1]["message_sid"]]
+        assert at_twilio[0]["messaging_service_sid"] == SERVICE_SID

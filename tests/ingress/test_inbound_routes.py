@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 
 from ingress.auth import Caller
 from ingress.deps import require_api_key
-from schemas.config import OptOut, OptOutSource
+from schemas.config import ConfigEntity, OptOut, OptOutSource
 from schemas.errors import ServiceUnavailable
 from tests.ingress.conftest import BASE_URL, FakeBridge, FakeStore, client_for
 from tests.ingress.test_routes import ACCOUNT_SID, AUTH_TOKEN, assert_error
@@ -90,15 +90,37 @@ async def test_stop_opts_out_of_the_services_use_cases_then_publishes_the_messag
     assert (message.keyword, message.keyword_action) == ("STOP", "opt_out")
 
 
-async def test_a_retried_stop_writes_no_opt_out_again(
+async def test_a_retried_stop_writes_the_same_opt_outs_again(
     app: FastAPI, bridge: FakeBridge, use_cases: list[str]
 ) -> None:
+    """Written again (the view may be stale), but unchanged: same keys, same content."""
     params = form("STOP")
     await post(app, params)
+    first = [keyword_opt_outs(bridge, case) for case in use_cases]
     offset = bridge.config.applied_offset
     await post(app, params)
-    assert bridge.config.applied_offset == offset  # nothing written the second time
+    assert bridge.config.applied_offset > offset  # written again ...
+    assert [keyword_opt_outs(bridge, case) for case in use_cases] == first  # ... unchanged
     assert [m.id for m in bridge.inbound] == [bridge.inbound[0].id] * 2
+
+
+async def test_a_stop_is_written_even_when_a_stale_view_holds_it(
+    app: FastAPI, bridge: FakeBridge, use_cases: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This view holds the opt-out, but another ingress's START may have removed it (a
+    tombstone this view has not read yet): the STOP is published anyway, so the person ends
+    opted out whatever the view missed."""
+    await post(app, form("STOP"))
+    stale = keyword_opt_outs(bridge, use_cases[0])
+    assert len(stale) == 1
+    published: list[object] = []
+
+    async def recording(entity: ConfigEntity) -> None:
+        published.append(entity)
+
+    monkeypatch.setattr(bridge, "publish_config", recording)
+    await post(app, form("STOP", MessageSid="SM" + uuid.uuid4().hex))
+    assert [o for o in published if o in stale] == stale
 
 
 async def test_unknown_service_stores_the_message_and_changes_nothing(
@@ -188,7 +210,7 @@ async def test_an_unconfirmed_write_is_a_503_and_the_retry_repeats_nothing(
         assert_error(await post(app, params), 503, "service_unavailable")
     assert bridge.inbound == []
     assert len(keyword_opt_outs(bridge, use_cases[0])) == 1  # written before the message
-    offset = bridge.config.applied_offset
+    written = keyword_opt_outs(bridge, use_cases[0])
     assert (await post(app, params)).status_code == 200  # Twilio's retry
-    assert bridge.config.applied_offset == offset
+    assert keyword_opt_outs(bridge, use_cases[0]) == written  # the same record again
     assert [m.message_sid for m in bridge.inbound] == [params["MessageSid"]]

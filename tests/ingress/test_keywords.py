@@ -68,16 +68,24 @@ def test_opt_out_sets_a_keyword_opt_out_on_every_use_case() -> None:
     assert all(o.phone_number == PERSON and o.created_at == NOW for o in changes.put)
 
 
-def test_opt_out_keeps_an_existing_keyword_opt_out_and_adds_beside_others() -> None:
+def test_opt_out_rewrites_a_held_keyword_opt_out_as_it_is_and_adds_beside_others() -> None:
+    """The view may be stale (another ingress's START tombstone not read yet): the keyword
+    opt-out is written even when held, unchanged (same key, same ``created_at``), so a
+    retried webhook writes the same record and a stale view cannot leave the person in."""
     case, other = use_case(), use_case()
+    earlier = opt_out(case, OptOutSource.KEYWORD).model_copy(
+        update={"created_at": datetime(2026, 11, 1, tzinfo=UTC), "keyword": "STOP"}
+    )
     held = {
-        case.id: {OptOutSource.KEYWORD: opt_out(case, OptOutSource.KEYWORD)},
+        case.id: {OptOutSource.KEYWORD: earlier},
         other.id: {OptOutSource.ADMIN: opt_out(other, OptOutSource.ADMIN)},
     }
     changes = opt_out_changes(
-        match_keyword("STOP"), PERSON, [case, other], lambda uc, _: held[uc], NOW
+        match_keyword("QUIT"), PERSON, [case, other], lambda uc, _: held[uc], NOW
     )
-    assert [o.use_case_id for o in changes.put] == [other.id]
+    assert [o.use_case_id for o in changes.put] == [case.id, other.id]
+    assert changes.put[0] == earlier
+    assert (changes.put[1].source, changes.put[1].keyword) == (OptOutSource.KEYWORD, "QUIT")
 
 
 @pytest.mark.parametrize("held_sources", [set(OptOutSource), set()], ids=["held", "not seen"])

@@ -97,3 +97,13 @@ def create_sender(phone_number: str = "+14155550100", **overrides: Any) -> Sende
     }
     values.update(overrides)
     return SenderNumber(**values)
+
+
+class RecordingTopic:
+    """A Faust topic's ``send`` in memory: every (key, value) sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, *, key: bytes, value: bytes, force: bool = False) -> None:
+        self.sent.append((key, value))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from schemas.events import SendRequest
+from schemas.events import SendRequest, SendTarget
 from streams.sending import decision
 from streams.sending.admission import Batch, BatchAdmission, Incoming, SameRequest
 from streams.sending.outcomes import CODEC, Outcome, OutcomeTable
@@ -171,3 +171,25 @@ async def test_the_window_of_new_requests_is_their_markers_window(table: DictTab
     windowed.admit(batch, NOW)
     assert windowed.window_of_new(batch) == NOW + timedelta(seconds=8)
     assert windowed.window_of_new(batch) == windowed.reconcilable_until(stored(table, req))
+
+
+async def test_the_marker_names_where_the_create_call_goes_and_is_rewritten_only_if_moved(
+    table: DictTable, bound: list[Any]
+) -> None:
+    """Admission writes the marker with where the call is expected to go; the sender asks
+    for the checks' target before calling Twilio: the same one reuses the write, another
+    one (the use case moved meanwhile) writes the marker again, bound to its event, with
+    the same time, so that reconciliation looks where the call went."""
+    expected = SendTarget(account_sid="AC1", messaging_service_sid="MG1", to="+14155550100")
+    moved = expected.model_copy(update={"messaging_service_sid": "MG2"})
+    admission = BatchAdmission(OutcomeTable(table), bind=bound.append, target_of=lambda r: expected)
+    first = request()
+    batch = incoming(first)
+    admission.admit(batch, NOW)
+    marker = batch.markers[first.request_id]
+    assert stored(table, first).target == expected
+    assert marker.written_for(expected) is marker.writes[0]
+    bound.clear()
+    await marker.written_for(moved)
+    assert (stored(table, first).target, stored(table, first).decided_at) == (moved, NOW)
+    assert bound == [0] and len(marker.writes) == 2

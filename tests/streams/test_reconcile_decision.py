@@ -1,5 +1,6 @@
 """Reconciliation's decision alone: found, not found yet, not found after the window,
-ambiguous bodies, and two interrupted requests with the same number and body."""
+ambiguous bodies, two interrupted requests with the same number and body, messages another
+request claimed, and Twilio not asked."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import uuid
 from datetime import timedelta
 
-from schemas.events import SendRequest
+from schemas.events import SendRequest, SendTarget
 from streams.reconcile import decision
 from streams.reconcile.decision import Adopt, Resend, Wait
 from streams.sending.provider import TwilioMessage
@@ -17,6 +18,7 @@ TO = "+14155552671"
 SERVICE = "MG" + "0" * 32
 MARKER_AT = T0
 ENDS_AT = decision.window_end(MARKER_AT, send_timeout_s=10, margin_s=30)
+TARGET = SendTarget(account_sid="AC" + "1" * 32, messaging_service_sid=SERVICE, to=TO)
 
 
 def request(body: str = "Your code is 1234") -> SendRequest:
@@ -44,7 +46,7 @@ def message(
 
 
 def found(req: SendRequest, *messages: TwilioMessage) -> list[TwilioMessage]:
-    return decision.candidates(req, TO, SERVICE, MARKER_AT, messages)
+    return decision.candidates(req, TARGET, MARKER_AT, ENDS_AT, messages)
 
 
 def test_the_window_is_the_deadline_plus_the_margin() -> None:
@@ -106,3 +108,60 @@ def test_a_repeated_order_gets_the_same_adoption() -> None:
     messages = found(req, message("SM_a", after_s=1), message("SM_b", after_s=2))
     adopted = {"SM_b": req.request_id}
     assert decision.verdict(req.request_id, messages, adopted, T0, ENDS_AT) == Adopt("SM_b")
+
+
+def test_a_message_created_after_the_window_is_not_a_candidate() -> None:
+    """The interrupted attempt could no longer arrive then: such a message is another
+    request's (the same body sent again to the same number)."""
+    req = request()
+    late = message("SM_late", after_s=(ENDS_AT - MARKER_AT).total_seconds() + 11)
+    in_time = message("SM_in_time", after_s=(ENDS_AT - MARKER_AT).total_seconds() + 9)
+    assert [m.sid for m in found(req, late, in_time)] == ["SM_in_time"]
+
+
+def test_a_message_the_send_path_created_for_another_request_is_never_adopted() -> None:
+    """Issue #23's reproduction: A is interrupted, B (same body, same number) is sent and
+    gets SM_B. A waits while its attempt may arrive, then is sent: it never adopts SM_B."""
+    a, b = request(), request()
+    messages = found(a, message("SM_B", after_s=5))
+    claimed = {"SM_B": b.request_id}
+    assert decision.verdict(a.request_id, messages, claimed, T0, ENDS_AT) == Wait(ENDS_AT)
+    assert decision.verdict(a.request_id, messages, claimed, ENDS_AT, ENDS_AT) == Resend()
+    assert decision.refused(a.request_id, messages, claimed) == ["SM_B"]
+
+
+def test_a_request_adopts_its_own_claimed_message_and_refuses_none() -> None:
+    req = request()
+    messages = found(req, message("SM_own"))
+    claimed = {"SM_own": req.request_id}
+    assert decision.verdict(req.request_id, messages, claimed, ENDS_AT, ENDS_AT) == Adopt("SM_own")
+    assert decision.refused(req.request_id, messages, claimed) == []
+
+
+def test_twilio_not_asked_waits_and_is_never_a_resend() -> None:
+    """Configuration not caught up, token not opened, list call failed: not knowing is not
+    "Twilio never got it", however late."""
+    req = request()
+    assert decision.verdict(req.request_id, None, {}, T0, ENDS_AT) == Wait(ENDS_AT, "unasked")
+    late = ENDS_AT + timedelta(hours=1)
+    verdict = decision.verdict(req.request_id, None, {}, late, ENDS_AT)
+    assert verdict == Wait(late + decision.CANNOT_LOOK_RETRY, "unasked")
+    assert decision.refused(req.request_id, None, {}) == []
+
+
+def test_a_candidate_too_recent_for_its_claim_to_be_seen_waits_even_past_the_window() -> None:
+    """B's claim of SM_B is published once B's create call returns: an order published
+    before that cannot tell SM_B from the interrupted attempt's message. It waits (neither
+    adopts nor resends) until the order's time is a claim lag past SM_B's creation."""
+    a = request()
+    lag = decision.claim_lag(send_timeout_s=10)
+    assert lag == timedelta(seconds=10) + decision.CLOCK_SLACK
+    recent = message("SM_B", after_s=30)
+    created = MARKER_AT + timedelta(seconds=30)
+    ordered_at = created + lag - timedelta(seconds=1)
+    too_soon = decision.verdict(
+        a.request_id, [recent], {}, ENDS_AT, ENDS_AT, claims_seen_until=ordered_at - lag
+    )
+    assert too_soon == Wait(ENDS_AT + timedelta(seconds=1), "claims")
+    seen = decision.verdict(a.request_id, [recent], {}, ENDS_AT, ENDS_AT, claims_seen_until=created)
+    assert seen == Adopt("SM_B")  # no claim came: it is the interrupted attempt's

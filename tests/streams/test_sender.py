@@ -14,7 +14,7 @@ import pytest
 
 from feeds.config import ConfigView
 from schemas.config import ConfigChange, Subaccount
-from schemas.events import SendRequest
+from schemas.events import SendRequest, SendTarget
 from schemas.settings import Settings
 from streams.sending.provider import TwilioGateway
 from streams.sending.sender import Sender
@@ -69,13 +69,25 @@ async def sender(sim: TwilioSimulator) -> AsyncIterator[Sender]:
     await gateway.close()
 
 
-def done(error: BaseException | None = None) -> asyncio.Future[object]:
-    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-    return future
+class Marker:
+    """An in-flight marker whose write is done (or failed) at once; records the targets it
+    was asked to name."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error, self.targets = error, list[SendTarget]()
+
+    def written_for(self, target: SendTarget) -> asyncio.Future[object]:
+        self.targets.append(target)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(self.error)
+        return future
+
+
+def done(error: BaseException | None = None) -> Marker:
+    return Marker(error)
 
 
 async def test_a_failed_marker_write_answers_503_and_calls_nobody(
@@ -97,11 +109,16 @@ async def test_a_request_whose_marker_was_written_is_sent(
     sim: TwilioSimulator, sender: Sender
 ) -> None:
     request = request_to("+14155550162")
+    marker = done()
     decided = await sender.decide(
-        request, done(), deadline=time.time() + 10, reconcilable_until=LATER
+        request, marker, deadline=time.time() + 10, reconcilable_until=LATER
     )
     outcome = decided.outcome
     assert outcome.status_code == 201 and outcome.record is not None
+    # The marker names where the create call went, for reconciliation to look there.
+    assert marker.targets == [SendTarget(
+        account_sid=ACCOUNT_SID, messaging_service_sid=SERVICE_SID, to="+14155550162"
+    )]  # fmt: skip
     assert [m.sid for m in sim.messages_to(request.to_phone_number)] == [outcome.record.message_sid]
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from tests.twilio_sim.factories import ACCOUNT_SID, SERVICE_SID, basic_auth
@@ -149,3 +150,23 @@ async def test_unauthenticated_creates_are_not_counted(sim: TwilioSimulator) -> 
         "creates_received": 0,
         "creates_dropped": 0,
     }
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, 20500), (503, 20503)])
+async def test_create_errors_answer_a_5xx_for_that_number_and_create_nothing(
+    sim: TwilioSimulator, async_client: Client, status: int, code: int
+) -> None:
+    """``create_errors``: Twilio failing for one number (the others are sent)."""
+    sim.configure(create_errors={TO: status})
+    with pytest.raises(TwilioRestException) as failed:
+        await async_client.messages.create_async(
+            to=TO, body="hi", messaging_service_sid=SERVICE_SID
+        )
+    assert (failed.value.status, failed.value.code) == (status, code)
+    other = await async_client.messages.create_async(
+        to="+14155550198", body="hi", messaging_service_sid=SERVICE_SID
+    )
+    assert [m.sid for m in sim.messages] == [other.sid]
+    sim.configure(create_errors={})
+    await async_client.messages.create_async(to=TO, body="hi", messaging_service_sid=SERVICE_SID)
+    assert len(sim.messages_to(TO)) == 1
