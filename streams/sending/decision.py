@@ -120,7 +120,8 @@ def adopted(marker: Outcome, request: SendRequest, to: str, sid: str, now: datet
     """The 201 outcome of an interrupted request whose message Twilio did create as ``sid``.
 
     The record id is derived from the request and the SID, so that a repeated adoption
-    yields the same record."""
+    yields the same record. Its ``sms.created`` event names the subaccount and service of
+    the marker's create call (none on markers older than that snapshot)."""
     record = SmsRecord(
         id=uuid.uuid5(request.request_id, sid),
         use_case_id=request.use_case_id,
@@ -130,7 +131,12 @@ def adopted(marker: Outcome, request: SendRequest, to: str, sid: str, now: datet
         created_at=request.received_at,
         updated_at=request.received_at,
     )
-    return Outcome(body_hash=marker.body_hash, decided_at=now, status_code=201, record=record)
+    target = marker.target
+    return Outcome(
+        body_hash=marker.body_hash, decided_at=now, status_code=201, record=record,
+        account_sid=target.account_sid if target else None,
+        messaging_service_sid=target.messaging_service_sid if target else None,
+    )  # fmt: skip
 
 
 # -- the checks around the Lookup ---------------------------------------------------------

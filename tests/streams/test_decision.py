@@ -18,7 +18,7 @@ from schemas.errors import (
     ServiceUnavailable,
     UseCaseNotFound,
 )
-from schemas.events import SendRequest
+from schemas.events import SendRequest, SendTarget
 from streams.sending import decision
 from streams.sending.decision import Conflict, Interrupted, New, Prechecked, Ready, Replay
 from streams.sending.outcomes import Outcome
@@ -182,6 +182,21 @@ def test_a_created_message_is_published_with_the_subaccount_and_service_it_went_
     assert event.messaging_service_sid == sent_through.use_case.messaging_service_sid
     assert event.record() == outcome.record  # the public record leaves them out
     assert "account_sid" not in outcome.reply(request()).model_dump_json()
+
+
+def test_an_adopted_message_is_published_with_the_subaccount_and_service_of_its_marker() -> None:
+    req = request()
+    target = SendTarget(
+        account_sid="AC" + "7" * 32, messaging_service_sid="MG" + "7" * 32, to=req.to_phone_number
+    )
+    marker = Outcome.marker(req, T0, target)
+    event = decision.adopted(marker, req, req.to_phone_number, "SM" + "b" * 32, T0).created_event()
+    assert (event.account_sid, event.messaging_service_sid) == (
+        target.account_sid,
+        target.messaging_service_sid,
+    )
+    older = decision.adopted(Outcome.marker(req, T0), req, req.to_phone_number, "SM" + "b" * 32, T0)
+    assert older.created_event().account_sid is None  # the lifecycle falls back to today's
 
 
 def test_twilio_21610_is_an_opt_out_to_record() -> None:
