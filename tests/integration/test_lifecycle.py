@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from twilio.request_validator import RequestValidator
 
+from feeds import kafka_clients
 from schemas.records import SmsRecord
 from smslane.processes import wait_until_async
 from tests.factories import create_subaccount, create_use_case, unique_number
@@ -194,7 +194,7 @@ async def test_callback_before_the_record_is_held_and_applied(stack: Stack) -> N
         id=uuid.uuid4(), use_case_id=uuid.uuid4(), message_sid=sid, to_number="+14155550123",
         body="late", created_at=now, updated_at=now,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=stack.env["SMSLANE_KAFKA_BOOTSTRAP_SERVERS"])
+    producer = kafka_clients.producer(stack.kafka_settings)  # the stack's own security
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -1,5 +1,6 @@
 """A broker of these tests' own that accepts only SASL_SSL with SCRAM-SHA-512, and a whole
-smslane stack on it (module-scoped: started once, shared, stopped at the end)."""
+smslane stack on it (package-scoped: started once, shared by every test here, stopped at
+the end)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from smslane.kafka_secure import SecuredLocalKafka
 from tests.harness import Stack, free_port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def broker_said() -> list[str]:
     """Every line the secured broker's start and stop showed the user."""
     return []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def secured_broker(
     tmp_path_factory: pytest.TempPathFactory, broker_said: list[str]
 ) -> Iterator[SecuredLocalKafka]:
@@ -42,7 +43,7 @@ def stack_settings(broker: SecuredLocalKafka) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def secured_stack(
     secured_broker: SecuredLocalKafka, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
