@@ -111,6 +111,8 @@ async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
             settings.topic_prefix,
             settings.topic_partitions,
             timeout_s=settings.kafka_timeout_seconds,
+            replication=settings.kafka_replication_factor,
+            create=settings.kafka_create_topics == "on",
         )
     await bridge.connect()
 

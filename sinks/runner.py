@@ -174,6 +174,8 @@ async def _ensure_topics(settings: Settings) -> None:
             settings.topic_prefix,
             settings.topic_partitions,
             timeout_s=settings.kafka_timeout_seconds,
+            replication=settings.kafka_replication_factor,
+            create=settings.kafka_create_topics == "on",
         )
     except Exception as exc:
         log.warning("sink: could not check the topics (%s); consuming anyway", exc)

@@ -6,10 +6,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
+
+if TYPE_CHECKING:
+    from smslane.kafka_cluster import LocalCluster
 
 _DESCRIPTION = """\
 smslane sends SMS through Twilio use cases and tracks every message's delivery lifecycle
@@ -82,8 +86,16 @@ def _sim_log_format() -> LogFormat:
 
 
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.kafka_cluster import LocalCluster
     from smslane.kafka_local import KafkaError, LocalKafka
 
+    if args.action == "topics":
+        from smslane.kafka_topics import run_topics
+
+        return run_topics(settings, check=args.check)
+    brokers = args.brokers or LocalCluster.recorded_size(settings) or 1
+    if brokers > 1:
+        return _kafka_cluster(LocalCluster(settings, brokers), args.action)
     broker = LocalKafka(settings)
     try:
         if args.action == "start":
@@ -96,6 +108,24 @@ def _kafka(settings: Settings, args: argparse.Namespace) -> int:
             return 0 if status.answering else 3
     except KafkaError as exc:
         sys.stderr.write(f"smslane kafka {args.action}: {exc}\n")
+        return 1
+    return 0
+
+
+def _kafka_cluster(cluster: LocalCluster, action: str) -> int:
+    from smslane.kafka_local import KafkaError
+
+    try:
+        if action == "start":
+            cluster.start()
+        elif action == "stop":
+            cluster.stop()
+        else:
+            for node, status in zip(cluster.nodes, cluster.status(), strict=True):
+                sys.stdout.write(f"node {node.node_id}: {status.detail}\n")
+            return 0 if cluster.answering() else 3
+    except KafkaError as exc:
+        sys.stderr.write(f"smslane kafka {action}: {exc}\n")
         return 1
     return 0
 
@@ -143,6 +173,33 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     return run_up(settings, demo=args.demo)
 
 
+def _add_cluster_options(kafka: argparse.ArgumentParser) -> None:
+    kafka.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="start: that many KRaft nodes as one cluster, each controller and broker, in "
+        "SMSLANE_DATA_DIR/kafka-cluster, node i on the ports base+2(i-1) and the next, base "
+        "being SMSLANE_KAFKA_BOOTSTRAP_SERVERS's port; stop and status find the cluster "
+        "started there by themselves",
+    )
+    shown = kafka.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--print",
+        dest="check",
+        action="store_false",
+        help="topics: print every topic smslane needs, its partitions, replication factor and "
+        "configs, and the kafka-topics.sh command that creates it",
+    )
+    shown.add_argument(
+        "--check",
+        dest="check",
+        action="store_true",
+        help="topics: compare them with the cluster; exit 0 when every one exists as needed, "
+        "4 otherwise (each difference named)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smslane",
@@ -177,10 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kafka.add_argument(
         "action",
-        choices=["start", "stop", "status"],
+        choices=["start", "stop", "status", "topics"],
         help="start: in the background, waiting until it answers; stop: the broker smslane "
-        "started; status: exit 0 when a broker answers, 3 otherwise",
+        "started; status: exit 0 when a broker answers, 3 otherwise; topics: the topics "
+        "smslane needs (--print, the default) or which of them the cluster lacks (--check)",
     )
+    _add_cluster_options(kafka)
     kafka.set_defaults(run=_kafka)
 
     for name, run, text in (

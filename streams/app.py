@@ -14,12 +14,14 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
+from feeds.replication import replication_configs
 from feeds.secret_box import SecretBox
-from feeds.topics import ensure_topics
+from feeds.topics import prepare_topics
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.producer import IdempotentProducer
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
 from streams.restore import TableRestore, discard_unassigned, held_partitions
@@ -57,6 +59,7 @@ class _Consumer(faust_aiokafka.Consumer):
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = IdempotentProducer
 
 
 def faust_app_id(settings: Settings) -> str:
@@ -76,8 +79,10 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
     )
 
 
-def create_app(settings: Settings) -> Worker:
-    """Build the Faust app with its topics, tables and agents."""
+def create_app(settings: Settings, *, replication: int = 1) -> Worker:
+    """Build the Faust app with its topics, tables and agents; the tables' changelogs get
+    ``replication`` replicas when Faust creates them (:func:`run_worker` gives the
+    cluster's factor, :func:`feeds.replication.replication_factor`)."""
     prefix = settings.topic_prefix
     app = faust.App(
         faust_app_id(settings),
@@ -85,7 +90,8 @@ def create_app(settings: Settings) -> Worker:
         store=settings.table_store,
         datadir=str(settings.data_dir.resolve() / "worker"),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=replication,
+        topic_allow_declare=settings.kafka_create_topics == "on",
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
@@ -118,7 +124,15 @@ def create_app(settings: Settings) -> Worker:
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
     metrics.install(worker, lifecycle.records)
+    _replicate_changelogs(worker.app, replication)
     return worker
+
+
+def _replicate_changelogs(app: faust.App, replication: int) -> None:
+    """``min.insync.replicas`` on each table's changelog, as on the catalog's topics."""
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        topic.config = {**(topic.config or {}), **replication_configs(replication)}
 
 
 class _Worker(faust.Worker):
@@ -178,13 +192,15 @@ class _Worker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions
+    report = asyncio.run(
+        prepare_topics(
+            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions,
+            replication=settings.kafka_replication_factor,
+            create=settings.kafka_create_topics == "on",
         )
-    )
+    )  # fmt: skip
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
-    worker = create_app(settings)
+    worker = create_app(settings, replication=report.replication)
     metrics.serve(settings)
     log.info(
         "worker starting: app id %s, broker %s, store %s",
