@@ -10,6 +10,7 @@ the topic again and checks that no subaccount's latest record needs an older key
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from feeds.producer import ReplacingProducer
 from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
 from schemas.config import ConfigChange, SealedSubaccount, config_key
 from schemas.settings import Settings, require_secret_keys
@@ -98,10 +100,11 @@ async def rotate(settings: Settings) -> Rotation:
     box = SecretBox(settings.secret_keys)
     result, records = plan(box, await live_subaccounts(settings))
     if records:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+        new_producer = functools.partial(
+            AIOKafkaProducer, bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
             enable_idempotence=True,
         )  # fmt: skip
+        producer = ReplacingProducer(new_producer, "secrets rotate")
         await producer.start()
         try:
             topic = Topics.CONFIG.name(settings.topic_prefix)
