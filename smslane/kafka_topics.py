@@ -15,14 +15,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from feeds.replication import (
-    ReplicationError,
-    TopicFound,
-    TopicNeed,
-    missing_or_different,
-    replication_configs,
-    replication_factor,
-)
+from feeds import replication
+from feeds.replication import TopicFound, TopicNeed
 from feeds.secret_box import new_key
 from feeds.topics import catalog_needs, describe_topics
 from schemas.settings import Settings
@@ -32,18 +26,17 @@ EXIT_TOPICS_DIFFER = 4
 
 
 def worker_needs(settings: Settings, factor: int) -> list[TopicNeed]:
-    """The changelog topic of each table of the worker, as Faust creates it."""
-    from streams.app import create_app
+    """The topics the worker's Faust app creates (:func:`streams.app.faust_topics`)."""
+    from streams.app import create_app, faust_topics
 
     keys = settings.secret_keys or (new_key(),)  # the app is built, never run: any key
     app = create_app(settings.model_copy(update={"secret_keys": keys}), replication=factor).app
     transport: Any = app.transport
     needs = []
-    for table in app.tables.values():
-        topic = table.changelog_topic
+    for topic in faust_topics(app):
         configs = transport._topic_config(topic.retention, topic.compacting, topic.deleting)
         configs.update(topic.config or {})
-        partitions = table.partitions or settings.topic_partitions
+        partitions = topic.partitions or settings.topic_partitions
         name = topic.get_topic_name()
         needs.append(TopicNeed(name, partitions, factor, {k: str(v) for k, v in configs.items()}))
     return needs
@@ -64,7 +57,7 @@ async def _cluster(settings: Settings) -> tuple[int, dict[str, TopicFound]] | No
     try:
         await asyncio.wait_for(admin.start(), settings.kafka_timeout_seconds)
         brokers = len((await admin.describe_cluster())["brokers"])
-        factor = replication_factor(settings.kafka_replication_factor, brokers)
+        factor = replication.replication_factor(settings.kafka_replication_factor, brokers)
         names = [need.name for need in all_needs(settings, factor)]
         return brokers, await describe_topics(admin, names)
     except (KafkaError, OSError, TimeoutError):
@@ -79,8 +72,8 @@ def run_topics(settings: Settings, *, check: bool) -> int:
     try:
         brokers = cluster[0] if cluster else None
         asked = settings.kafka_replication_factor
-        factor = replication_factor(asked, brokers) if brokers else (asked or 3)
-    except ReplicationError as exc:
+        factor = replication.replication_factor(asked, brokers) if brokers else (asked or 3)
+    except replication.ReplicationError as exc:
         sys.stderr.write(f"smslane kafka topics: {exc}\n")
         return 1
     needs = all_needs(settings, factor)
@@ -91,7 +84,7 @@ def run_topics(settings: Settings, *, check: bool) -> int:
         where = settings.kafka_bootstrap_servers
         sys.stderr.write(f"smslane kafka topics --check: no answer from Kafka at {where}\n")
         return 1
-    problems = missing_or_different(needs, cluster[1])
+    problems = replication.missing_or_different(needs, cluster[1])
     for line in problems:
         sys.stdout.write(f"{line}\n")
     if problems:
@@ -104,7 +97,7 @@ def _print_needs(
     settings: Settings, needs: list[TopicNeed], factor: int, brokers: int | None
 ) -> None:
     source = f"a cluster of {brokers} broker(s)" if brokers else "no cluster answered"
-    in_sync = replication_configs(factor) or {"min.insync.replicas": "broker default"}
+    in_sync = replication.replication_configs(factor) or {"min.insync.replicas": "broker default"}
     sys.stdout.write(
         f"# {len(needs)} topics; replication factor {factor} ({source}), "
         f"min.insync.replicas {in_sync['min.insync.replicas']}\n"

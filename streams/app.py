@@ -129,10 +129,16 @@ def create_app(settings: Settings, *, replication: int = 1) -> Worker:
 
 
 def _replicate_changelogs(app: faust.App, replication: int) -> None:
-    """``min.insync.replicas`` on each table's changelog, as on the catalog's topics."""
-    for table in app.tables.values():
-        topic = table.changelog_topic
+    """``min.insync.replicas`` on the topics Faust creates, as on the catalog's."""
+    for topic in faust_topics(app):
         topic.config = {**(topic.config or {}), **replication_configs(replication)}
+
+
+def faust_topics(app: faust.App) -> list[faust.TopicT]:
+    """The topics Faust creates itself: each table's changelog and the leader-election
+    topic of its partition assignor (one partition, nothing written to it)."""
+    leader: faust.TopicT = app._leader_assignor._leader_topic  # type: ignore[attr-defined]
+    return [*(table.changelog_topic for table in app.tables.values()), leader]
 
 
 class _Worker(faust.Worker):
