@@ -105,7 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
     """Create the catalog's topics if the broker answers (best effort), then connect."""
-    with contextlib.suppress(Exception):
+    try:
         await ensure_topics(
             settings.kafka_bootstrap_servers,
             settings.topic_prefix,
@@ -114,6 +114,8 @@ async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
             replication=settings.kafka_replication_factor,
             create=settings.kafka_create_topics == "on",
         )
+    except Exception as exc:  # the worker stops on these; the ingress answers 503 meanwhile
+        log.warning("ingress: could not check the topics (%s); connecting anyway", exc)
     await bridge.connect()
 
 

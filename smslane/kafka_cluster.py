@@ -68,8 +68,9 @@ def cluster_properties(node_id: int, brokers: int) -> dict[str, str]:
 
 class ClusterNode(LocalKafka):
     """One node of a :class:`LocalCluster`: a :class:`LocalKafka` with the cluster's quorum,
-    cluster id and replication of Kafka's own topics. Its ``start`` launches the process and
-    returns without waiting (the nodes of a quorum cannot answer until enough are up)."""
+    cluster id and replication of Kafka's own topics. :meth:`launch` starts its process
+    without waiting (a node cannot answer until a quorum of nodes is up); ``start`` starts it
+    and waits, as for a node restarted while the others run."""
 
     def __init__(
         self, cluster: LocalCluster, node_id: int, ports: NodePorts, progress: Progress

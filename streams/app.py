@@ -14,10 +14,10 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds.config import ConfigFeed, ConfigView
-from feeds.replication import replication_configs
+from feeds.replication import ReplicationError, replication_configs
 from feeds.secret_box import SecretBox
-from feeds.topics import prepare_topics
-from schemas.settings import Settings
+from feeds.topics import TopicsMissing, prepare_topics
+from schemas.settings import Settings, SettingsError
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
@@ -198,13 +198,16 @@ class _Worker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
-    report = asyncio.run(
-        prepare_topics(
-            settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions,
-            replication=settings.kafka_replication_factor,
-            create=settings.kafka_create_topics == "on",
-        )
-    )  # fmt: skip
+    try:
+        report = asyncio.run(
+            prepare_topics(
+                settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions,
+                replication=settings.kafka_replication_factor,
+                create=settings.kafka_create_topics == "on",
+            )
+        )  # fmt: skip
+    except (TopicsMissing, ReplicationError) as exc:  # one line naming the setting, no trace
+        raise SettingsError(f"smslane worker: {exc}") from None
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
     worker = create_app(settings, replication=report.replication)
     metrics.serve(settings)

@@ -49,3 +49,17 @@ def test_topics_check_fails_until_every_topic_is_there_and_print_lists_them(
     assert printed[0].startswith("# 14 topics; replication factor 1")
     assert any(f"--topic {prefix}smslane-record_by_sid-changelog " in line for line in printed)
     assert all(line.startswith("kafka-topics.sh ") for line in printed[1:])
+
+
+def test_a_worker_that_may_not_create_topics_stops_at_start_in_one_line(
+    kafka_bootstrap: str,
+) -> None:
+    from schemas.settings import SettingsError
+    from streams.app import run_worker
+
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, kafka_create_topics="off"
+    )
+    with pytest.raises(SettingsError, match=r"^smslane worker: SMSLANE_KAFKA_CREATE_TOPICS=off"):
+        run_worker(settings)
