@@ -24,6 +24,9 @@ _EPILOG = """\
 examples:
   smslane up --demo            everything on this machine, with a demo use case
   smslane kafka start          a local single-node Kafka broker (KRaft, no Docker)
+  smslane kafka start --brokers 3
+                               a local three-node cluster (stop and status find it)
+  smslane kafka topics --print the topics smslane needs, as kafka-topics.sh commands
   smslane worker               the stream worker (send, lifecycle, configuration agents)
   smslane store rebuild --database-url URL
                                fill an empty store from sms.status, read from offset 0
@@ -183,6 +186,7 @@ def _add_cluster_options(kafka: argparse.ArgumentParser) -> None:
         "being SMSLANE_KAFKA_BOOTSTRAP_SERVERS's port; stop and status find the cluster "
         "started there by themselves",
     )
+    kafka.set_defaults(check=False)  # `topics` alone prints
     shown = kafka.add_mutually_exclusive_group()
     shown.add_argument(
         "--print",
@@ -227,10 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = sub.add_parser(
         "kafka",
-        help="a local single-node Kafka broker (KRaft, no Docker)",
-        description="Manage a single-node Apache Kafka broker on this machine. The jars come "
-        "from Maven Central through `mvn` (Java 17+ and Maven needed) and are cached in "
-        "SMSLANE_KAFKA_HOME; data, pid file and log live in SMSLANE_DATA_DIR/kafka.",
+        help="a local Kafka broker or cluster (KRaft, no Docker); the topics smslane needs",
+        description="Manage a single-node Apache Kafka broker on this machine, or a cluster of "
+        "several (--brokers). The jars come from Maven Central through `mvn` (Java 17+ and "
+        "Maven needed) and are cached in SMSLANE_KAFKA_HOME; data, pid file and log live in "
+        "SMSLANE_DATA_DIR/kafka (a cluster: SMSLANE_DATA_DIR/kafka-cluster/node-N). `topics` "
+        "lists the topics smslane needs, for clusters where it may not create them "
+        "(SMSLANE_KAFKA_CREATE_TOPICS=off).",
     )
     kafka.add_argument(
         "action",

@@ -53,3 +53,19 @@ def test_every_node_has_its_data_ports_and_the_shared_quorum(tmp_path: Path) -> 
 def test_a_cluster_of_no_broker_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KafkaError):
         LocalCluster(Settings(data_dir=tmp_path), 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "check", "brokers"),
+    [
+        (["kafka", "topics"], False, None),
+        (["kafka", "topics", "--print"], False, None),
+        (["kafka", "topics", "--check"], True, None),
+        (["kafka", "start", "--brokers", "3"], False, 3),
+    ],
+)
+def test_kafka_command_line(argv: list[str], check: bool, brokers: int | None) -> None:
+    from smslane.cli import build_parser
+
+    parsed = build_parser().parse_args(argv)
+    assert (parsed.check, parsed.brokers) == (check, brokers)
