@@ -66,6 +66,15 @@ def cluster_properties(node_id: int, brokers: int) -> dict[str, str]:
     return props
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` makes one: a random UUID in
+    URL-safe base64, never starting with ``-`` (the tool would take it for an option)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
+
+
 class ClusterNode(LocalKafka):
     """One node of a :class:`LocalCluster`: a :class:`LocalKafka` with the cluster's quorum,
     cluster id and replication of Kafka's own topics. :meth:`launch` starts its process
@@ -162,8 +171,7 @@ class LocalCluster:
         path = self.state / "cluster.id"
         if not path.exists():
             self.state.mkdir(parents=True, exist_ok=True)
-            raw = uuid.uuid4().bytes
-            path.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+            path.write_text(new_cluster_id())
         return path.read_text().strip()
 
     def start(self, timeout_s: float = 120.0) -> list[BrokerStatus]:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from schemas.settings import Settings
-from smslane.kafka_cluster import LocalCluster, NodePorts, cluster_properties, node_ports
+from smslane.kafka_cluster import (
+    LocalCluster,
+    NodePorts,
+    cluster_properties,
+    new_cluster_id,
+    node_ports,
+)
 from smslane.kafka_local import KafkaError
 
 
@@ -69,3 +75,11 @@ def test_kafka_command_line(argv: list[str], check: bool, brokers: int | None) -
 
     parsed = build_parser().parse_args(argv)
     assert (parsed.check, parsed.brokers) == (check, brokers)
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    """One id in 64 did: `kafka-storage format -t -…` then took it for an option and the
+    cluster did not start."""
+    made = [new_cluster_id() for _ in range(2000)]
+    assert not [one for one in made if one.startswith("-")]
+    assert {len(one) for one in made} == {22}
