@@ -38,10 +38,12 @@ class TopicsMissing(Exception):
 
 @dataclass(frozen=True)
 class TopicsReport:
-    """What :func:`prepare_topics` did: the topics created and the factor new ones get."""
+    """What :func:`prepare_topics` did: the topics created, the factor new ones get, and
+    the existing ones with fewer replicas than that (named in a warning)."""
 
     created: list[str]
     replication: int
+    short: list[TopicFound]
 
 
 def catalog_needs(prefix: str, partitions: int, factor: int) -> list[TopicNeed]:
@@ -95,13 +97,13 @@ async def prepare_topics(
         factor = replication_factor(replication, brokers)
         needs = catalog_needs(prefix, partitions, factor)
         found = await describe_topics(admin, [need.name for need in needs])
-        warn_short_replicated(found, factor)
+        short = warn_short_replicated(found, factor)
         if not create:
             check_present(needs, found)
-            return TopicsReport([], factor)
+            return TopicsReport([], factor, short)
         created = await _create_missing(admin, [n for n in needs if n.name not in found])
         await align_topic_configs(admin, _wanted_configs(prefix, found))
-        return TopicsReport(created, factor)
+        return TopicsReport(created, factor, short)
     finally:
         await admin.close()
 
@@ -122,10 +124,12 @@ async def describe_topics(admin: AIOKafkaAdminClient, names: list[str]) -> dict[
     return found
 
 
-def warn_short_replicated(found: Mapping[str, TopicFound], factor: int) -> None:
+def warn_short_replicated(found: Mapping[str, TopicFound], factor: int) -> list[TopicFound]:
+    """The topics with fewer replicas than ``factor``, named in one warning if any."""
     short = short_replicated(found, factor)
     if short:
         log.warning("%s", short_replicated_warning(short, factor))
+    return short
 
 
 def check_present(needs: list[TopicNeed], found: Mapping[str, TopicFound]) -> None:
