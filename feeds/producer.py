@@ -114,10 +114,17 @@ class ReplacingProducer:
                 self.name, type(error).__name__,
             )  # fmt: skip
             fresh = self.factory()
-            await fresh.start()
+            try:
+                await fresh.start()
+            except BaseException:  # the broker is away, or the request gave up: next send tries
+                self._stop_later(fresh)
+                raise
             self._producer = fresh
             self.replacements += 1
-        task = asyncio.create_task(_stop_quietly(broken), name=f"{self.name}-stop-old-producer")
+        self._stop_later(broken)
+
+    def _stop_later(self, producer: AIOKafkaProducer) -> None:
+        task = asyncio.create_task(_stop_quietly(producer), name=f"{self.name}-stop-producer")
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
