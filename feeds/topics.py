@@ -99,7 +99,7 @@ async def prepare_topics(
         found = await describe_topics(admin, [need.name for need in needs])
         short = warn_short_replicated(found, factor)
         if not create:
-            check_present(needs, found)
+            check_present([need.name for need in needs], found)
             return TopicsReport([], factor, short)
         created = await _create_missing(admin, [n for n in needs if n.name not in found])
         await align_topic_configs(admin, _wanted_configs(prefix, found))
@@ -132,9 +132,28 @@ def warn_short_replicated(found: Mapping[str, TopicFound], factor: int) -> list[
     return short
 
 
-def check_present(needs: list[TopicNeed], found: Mapping[str, TopicFound]) -> None:
-    """Raise :class:`TopicsMissing` unless every needed topic exists."""
-    missing = [need.name for need in needs if need.name not in found]
+async def check_topics(
+    bootstrap_servers: str, names: list[str], factor: int, *, create: bool, timeout_s: float
+) -> list[TopicFound]:
+    """For topics another library creates (Faust's changelogs): warn about those with fewer
+    replicas than ``factor`` (returned), and with ``create`` False raise
+    :class:`TopicsMissing` for those missing."""
+    timeout_ms = int(timeout_s * 1000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        found = await describe_topics(admin, names)
+    finally:
+        await admin.close()
+    short = warn_short_replicated(found, factor)
+    if not create:
+        check_present(names, found)
+    return short
+
+
+def check_present(names: list[str], found: Mapping[str, TopicFound]) -> None:
+    """Raise :class:`TopicsMissing` unless every one of ``names`` exists."""
+    missing = [name for name in names if name not in found]
     if missing:
         raise TopicsMissing(
             f"SMSLANE_KAFKA_CREATE_TOPICS=off and {len(missing)} topic(s) smslane needs are "

@@ -16,7 +16,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from feeds.config import ConfigFeed, ConfigView
 from feeds.replication import ReplicationError, replication_configs
 from feeds.secret_box import SecretBox
-from feeds.topics import TopicsMissing, prepare_topics
+from feeds.topics import TopicsMissing, check_topics, prepare_topics
 from schemas.settings import Settings, SettingsError
 from schemas.topics import Topics
 from streams import metrics
@@ -198,18 +198,13 @@ class _Worker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
-    try:
-        report = asyncio.run(
-            prepare_topics(
-                settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions,
-                replication=settings.kafka_replication_factor,
-                create=settings.kafka_create_topics == "on",
-            )
-        )  # fmt: skip
+    names = [topic.get_topic_name() for topic in faust_topics(create_app(settings).app)]
+    try:  # before the app that runs is made, as Faust expects no event loop run before it
+        replication = asyncio.run(_prepare_topics(settings, names))
     except (TopicsMissing, ReplicationError) as exc:  # one line naming the setting, no trace
         raise SettingsError(f"smslane worker: {exc}") from None
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
-    worker = create_app(settings, replication=report.replication)
+    worker = create_app(settings, replication=replication)
     metrics.serve(settings)
     log.info(
         "worker starting: app id %s, broker %s, store %s",
@@ -226,3 +221,19 @@ def run_worker(settings: Settings) -> None:
         override_logging=False,
         console_port=0,
     ).execute_from_commandline()
+
+
+async def _prepare_topics(settings: Settings, faust_names: list[str]) -> int:
+    """Create the catalog's topics and check Faust's own (``faust_names``: Faust creates
+    them as the worker starts, unless SMSLANE_KAFKA_CREATE_TOPICS=off); the replication
+    factor of the topics Faust creates."""
+    create = settings.kafka_create_topics == "on"
+    report = await prepare_topics(
+        settings.kafka_bootstrap_servers, settings.topic_prefix, settings.topic_partitions,
+        replication=settings.kafka_replication_factor, create=create,
+    )  # fmt: skip
+    await check_topics(
+        settings.kafka_bootstrap_servers, faust_names, report.replication,
+        create=create, timeout_s=settings.kafka_timeout_seconds,
+    )  # fmt: skip
+    return report.replication

@@ -8,12 +8,23 @@ import uuid
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from feeds.secret_box import new_key
 from feeds.topics import TopicsMissing, ensure_topics
 from schemas.settings import Settings
 from schemas.topics import Topics
 from smslane.kafka_topics import EXIT_TOPICS_DIFFER, run_topics
 
 pytestmark = pytest.mark.integration
+
+
+def check_only(bootstrap: str, prefix: str) -> Settings:
+    """A worker's settings with SMSLANE_KAFKA_CREATE_TOPICS=off."""
+    return Settings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=prefix,
+        kafka_create_topics="off",
+        secret_keys=(new_key(),),
+    )
 
 
 async def listed(bootstrap: str, prefix: str) -> list[str]:
@@ -58,8 +69,23 @@ def test_a_worker_that_may_not_create_topics_stops_at_start_in_one_line(
     from streams.app import run_worker
 
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    settings = Settings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, kafka_create_topics="off"
-    )
+    settings = check_only(kafka_bootstrap, prefix)
     with pytest.raises(SettingsError, match=r"^smslane worker: SMSLANE_KAFKA_CREATE_TOPICS=off"):
+        run_worker(settings)
+
+
+def test_a_worker_that_may_not_create_topics_names_missing_changelogs_too(
+    kafka_bootstrap: str,
+) -> None:
+    """Faust creates the tables' changelogs itself: with creation off the worker checks
+    them before Faust starts, instead of letting it run without them."""
+    import asyncio
+
+    from schemas.settings import SettingsError
+    from streams.app import run_worker
+
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(ensure_topics(kafka_bootstrap, prefix, 2))  # the catalog's, by an operator
+    settings = check_only(kafka_bootstrap, prefix)
+    with pytest.raises(SettingsError, match=f"{prefix}smslane-record_by_sid-changelog"):
         run_worker(settings)
