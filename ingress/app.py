@@ -105,8 +105,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _connect(settings: Settings, bridge: KafkaBridge) -> None:
     """Create the catalog's topics if the broker answers (best effort), then connect."""
-    with contextlib.suppress(Exception):
+    try:
         await ensure_topics(settings, timeout_s=settings.kafka_timeout_seconds)
+    except Exception as exc:  # the worker stops on these; the ingress answers 503 meanwhile
+        log.warning("ingress: could not check the topics (%s); connecting anyway", exc)
     await bridge.connect()
 
 

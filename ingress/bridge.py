@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from feeds import kafka_clients
 from feeds.config import ConfigFeed, ConfigView
+from feeds.producer import ReplacingProducer
 from feeds.secret_box import SecretBox
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import GatewayTimeout, ServiceUnavailable
@@ -53,9 +54,9 @@ class KafkaBridge:
         self._feed: ConfigFeed | None = None
         self._pending: dict[str, asyncio.Future[SendReply]] = {}
         self._shed, self._shed_logged_at = 0, 0.0
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: ReplacingProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._starting: AIOKafkaProducer | None = None
+        self._starting: ReplacingProducer | None = None
         self._consumers: list[AIOKafkaConsumer] = []
         #: Highest config offset this process wrote; sends carry it (read-your-writes).
         self.written_config_offset = -1
@@ -66,13 +67,7 @@ class KafkaBridge:
 
     async def start(self) -> None:
         servers = self.settings.kafka_bootstrap_servers
-        self._producer = kafka_clients.producer(
-            self.settings,
-            acks="all",
-            linger_ms=1,
-            request_timeout_ms=int(self._timeout * 1000),
-            enable_idempotence=True,
-        )
+        self._producer = ReplacingProducer(self._new_producer, "ingress")
         await self._producer.start()
         # Handlers keep answering 503 until the config view has caught up.
         self._starting, self._producer = self._producer, None
@@ -94,6 +89,16 @@ class KafkaBridge:
             "ingress connected to Kafka at %s; configuration loaded up to offset %d",
             servers, self.config.applied_offset,
         )  # fmt: skip
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        """The producer of every write, made again when it can no longer write."""
+        return kafka_clients.producer(
+            self.settings,
+            acks="all",
+            linger_ms=1,
+            request_timeout_ms=int(self._timeout * 1000),
+            enable_idempotence=True,
+        )
 
     async def connect(self, retry_every_s: float = 2.0) -> None:
         """Start, retrying until the broker answers (handlers answer 503 meanwhile)."""
@@ -178,7 +183,7 @@ class KafkaBridge:
             raise ServiceUnavailable("Kafka is not connected yet; retry in a moment.")
         try:
             metadata = await asyncio.wait_for(
-                self._producer.send_and_wait(topic, key=key, value=value, **kw),
+                self._producer.send_and_wait(topic, value, key=key, **kw),
                 timeout=self._timeout,
             )
         except (KafkaError, TimeoutError) as exc:
@@ -273,6 +278,7 @@ class KafkaBridge:
         if self._producer is None:
             raise ServiceUnavailable("Kafka is not connected.")
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), self._timeout)
+            client = self._producer.producer.client
+            await asyncio.wait_for(client.fetch_all_metadata(), self._timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise ServiceUnavailable("Kafka does not answer.") from exc

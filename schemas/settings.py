@@ -95,6 +95,21 @@ class Settings(KafkaSecuritySettings):
     kafka_timeout_seconds: float = Field(
         5.0, gt=0, description="Bound on a Kafka produce or metadata call made for a request."
     )
+    kafka_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Replicas of every topic smslane creates, the tables' changelogs "
+        "included. Unset: 3, or the cluster's broker count when it has fewer (the local "
+        "single broker gets 1). Topics with 3 or more get min.insync.replicas=2. Existing "
+        "topics are never changed: one with fewer replicas is named in a warning at start.",
+    )
+    kafka_create_topics: Literal["on", "off"] = Field(
+        "on",
+        description="`off`: no process creates or alters a topic; each checks that the topics "
+        "exist (the worker stops when one is missing). For clusters where an operator creates "
+        "them, from `smslane kafka topics --print`.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         25,
         ge=1,

@@ -14,6 +14,7 @@ from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
 
 if TYPE_CHECKING:
+    from smslane.kafka_cluster import LocalCluster
     from smslane.kafka_local import LocalKafka
 
 _DESCRIPTION = """\
@@ -25,6 +26,9 @@ _EPILOG = """\
 examples:
   smslane up --demo            everything on this machine, with a demo use case
   smslane kafka start          a local single-node Kafka broker (KRaft, no Docker)
+  smslane kafka start --brokers 3
+                               a local three-node cluster (stop and status find it)
+  smslane kafka topics --print the topics smslane needs, as kafka-topics.sh commands
   smslane worker               the stream worker (send, lifecycle, configuration agents)
   smslane store rebuild --database-url URL
                                fill an empty store from sms.status, read from offset 0
@@ -87,8 +91,16 @@ def _sim_log_format() -> LogFormat:
 
 
 def _kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from smslane.kafka_cluster import LocalCluster
     from smslane.kafka_local import KafkaError
 
+    if args.action == "topics":
+        from smslane.kafka_topics import run_topics
+
+        return run_topics(settings, check=args.check)
+    brokers = args.brokers or LocalCluster.recorded_size(settings) or 1
+    if brokers > 1:
+        return _kafka_cluster(LocalCluster(settings, brokers), args.action)
     broker = _local_broker(settings, secured=args.sasl_ssl)
     try:
         if args.action == "start":
@@ -119,6 +131,24 @@ def _local_broker(settings: Settings, *, secured: bool) -> LocalKafka:
     from smslane.kafka_secure import SecuredLocalKafka
 
     return SecuredLocalKafka(settings) if secured else LocalKafka(settings)
+
+
+def _kafka_cluster(cluster: LocalCluster, action: str) -> int:
+    from smslane.kafka_local import KafkaError
+
+    try:
+        if action == "start":
+            cluster.start()
+        elif action == "stop":
+            cluster.stop()
+        else:
+            for node, status in zip(cluster.nodes, cluster.status(), strict=True):
+                sys.stdout.write(f"node {node.node_id}: {status.detail}\n")
+            return 0 if cluster.answering() else 3
+    except KafkaError as exc:
+        sys.stderr.write(f"smslane kafka {action}: {exc}\n")
+        return 1
+    return 0
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -169,6 +199,34 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     return run_up(settings, demo=args.demo)
 
 
+def _add_cluster_options(kafka: argparse.ArgumentParser) -> None:
+    kafka.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        help="start: that many KRaft nodes as one cluster, each controller and broker, in "
+        "SMSLANE_DATA_DIR/kafka-cluster, node i on the ports base+2(i-1) and the next, base "
+        "being SMSLANE_KAFKA_BOOTSTRAP_SERVERS's port; stop and status find the cluster "
+        "started there by themselves",
+    )
+    kafka.set_defaults(check=False)  # `topics` alone prints
+    shown = kafka.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--print",
+        dest="check",
+        action="store_false",
+        help="topics: print every topic smslane needs, its partitions, replication factor and "
+        "configs, and the kafka-topics.sh command that creates it",
+    )
+    shown.add_argument(
+        "--check",
+        dest="check",
+        action="store_true",
+        help="topics: compare them with the cluster; exit 0 when every one exists as needed, "
+        "4 otherwise (each difference named)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smslane",
@@ -196,16 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka = sub.add_parser(
         "kafka",
-        help="a local single-node Kafka broker (KRaft, no Docker)",
-        description="Manage a single-node Apache Kafka broker on this machine. The jars come "
-        "from Maven Central through `mvn` (Java 17+ and Maven needed) and are cached in "
-        "SMSLANE_KAFKA_HOME; data, pid file and log live in SMSLANE_DATA_DIR/kafka.",
+        help="a local Kafka broker or cluster (KRaft, no Docker); the topics smslane needs",
+        description="Manage a single-node Apache Kafka broker on this machine, or a cluster of "
+        "several (--brokers). The jars come from Maven Central through `mvn` (Java 17+ and "
+        "Maven needed) and are cached in SMSLANE_KAFKA_HOME; data, pid file and log live in "
+        "SMSLANE_DATA_DIR/kafka (a cluster: SMSLANE_DATA_DIR/kafka-cluster/node-N). `topics` "
+        "lists the topics smslane needs, for clusters where it may not create them "
+        "(SMSLANE_KAFKA_CREATE_TOPICS=off).",
     )
     kafka.add_argument(
         "action",
-        choices=["start", "stop", "status"],
+        choices=["start", "stop", "status", "topics"],
         help="start: in the background, waiting until it answers; stop: the broker smslane "
-        "started; status: exit 0 when a broker answers, 3 otherwise",
+        "started; status: exit 0 when a broker answers, 3 otherwise; topics: the topics "
+        "smslane needs (--print, the default) or which of them the cluster lacks (--check)",
     )
     kafka.add_argument(
         "--sasl-ssl",
@@ -214,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trustme, a generated password), its state in SMSLANE_DATA_DIR/kafka-sasl-ssl; start "
         "writes the client settings to client.env there (mode 0600; needs the dev extra)",
     )
+    _add_cluster_options(kafka)
     kafka.set_defaults(run=_kafka)
 
     for name, run, text in (

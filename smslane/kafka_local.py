@@ -281,15 +281,18 @@ class LocalKafka:
         if (self.data / "meta.properties").exists():
             return
         self.data.mkdir(parents=True, exist_ok=True)
-        cluster_id = subprocess.run(
-            self._java_cmd("kafka.tools.StorageTool", "random-uuid"),
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
         tool = "kafka.tools.StorageTool"
-        fmt = self._java_cmd(tool, "format", "-t", cluster_id, "-c", str(config))
+        fmt = self._java_cmd(tool, "format", "-t", self._cluster_id(), "-c", str(config))
         done = subprocess.run(fmt, capture_output=True, text=True)
         if done.returncode != 0:
             raise KafkaError(f"formatting KRaft storage failed: {done.stdout}{done.stderr}")
+
+    def _cluster_id(self) -> str:
+        """A new cluster id for ``format`` (a node of a cluster takes the cluster's)."""
+        return subprocess.run(
+            self._java_cmd("kafka.tools.StorageTool", "random-uuid"),
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
 
     def recorded_pid(self) -> int | None:
         """The pid of the broker we started, if that process still runs a Kafka broker."""

@@ -10,6 +10,7 @@ the topic again and checks that no subaccount's latest record needs an older key
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from feeds import kafka_clients
+from feeds.producer import ReplacingProducer
 from feeds.secret_box import VARIABLE, SecretBox, Undecryptable
 from schemas.config import ConfigChange, SealedSubaccount, config_key
 from schemas.settings import Settings, require_secret_keys
@@ -97,7 +99,10 @@ async def rotate(settings: Settings) -> Rotation:
     box = SecretBox(settings.secret_keys)
     result, records = plan(box, await live_subaccounts(settings))
     if records:
-        producer = kafka_clients.producer(settings, acks="all", enable_idempotence=True)
+        new_producer = functools.partial(
+            kafka_clients.producer, settings, acks="all", enable_idempotence=True
+        )
+        producer = ReplacingProducer(new_producer, "secrets rotate")
         await producer.start()
         try:
             topic = Topics.CONFIG.name(settings.topic_prefix)

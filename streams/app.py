@@ -15,12 +15,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from feeds import kafka_clients
 from feeds.config import ConfigFeed, ConfigView
+from feeds.replication import ReplicationError, replication_configs
 from feeds.secret_box import SecretBox
-from feeds.topics import ensure_topics
-from schemas.settings import Settings
+from feeds.topics import TopicsMissing, check_topics, prepare_topics
+from schemas.settings import Settings, SettingsError
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.producer import IdempotentProducer
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
 from streams.restore import TableRestore, discard_unassigned, held_partitions
@@ -58,6 +60,7 @@ class _Consumer(faust_aiokafka.Consumer):
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = IdempotentProducer
 
 
 def faust_app_id(settings: Settings) -> str:
@@ -77,8 +80,10 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
     )
 
 
-def create_app(settings: Settings) -> Worker:
-    """Build the Faust app with its topics, tables and agents."""
+def create_app(settings: Settings, *, replication: int = 1) -> Worker:
+    """Build the Faust app with its topics, tables and agents; the tables' changelogs get
+    ``replication`` replicas when Faust creates them (:func:`run_worker` gives the
+    cluster's factor, :func:`feeds.replication.replication_factor`)."""
     prefix = settings.topic_prefix
     app = faust.App(
         faust_app_id(settings),
@@ -86,7 +91,8 @@ def create_app(settings: Settings) -> Worker:
         store=settings.table_store,
         datadir=str(settings.data_dir.resolve() / "worker"),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=replication,
+        topic_allow_declare=settings.kafka_create_topics == "on",
         broker_credentials=kafka_clients.faust_credentials(settings),
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
@@ -117,7 +123,21 @@ def create_app(settings: Settings) -> Worker:
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
     metrics.install(worker, lifecycle.records)
+    _replicate_changelogs(worker.app, replication)
     return worker
+
+
+def _replicate_changelogs(app: faust.App, replication: int) -> None:
+    """``min.insync.replicas`` on the topics Faust creates, as on the catalog's."""
+    for topic in faust_topics(app):
+        topic.config = {**(topic.config or {}), **replication_configs(replication)}
+
+
+def faust_topics(app: faust.App) -> list[faust.TopicT]:
+    """The topics Faust creates itself: each table's changelog and the leader-election
+    topic of its partition assignor (one partition, nothing written to it)."""
+    leader: faust.TopicT = app._leader_assignor._leader_topic  # type: ignore[attr-defined]
+    return [*(table.changelog_topic for table in app.tables.values()), leader]
 
 
 class _Worker(faust.Worker):
@@ -176,9 +196,13 @@ class _Worker(faust.Worker):
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until SIGINT/SIGTERM."""
-    asyncio.run(ensure_topics(settings))
+    names = [topic.get_topic_name() for topic in faust_topics(create_app(settings).app)]
+    try:  # before the app that runs is made, as Faust expects no event loop run before it
+        replication = asyncio.run(_prepare_topics(settings, names))
+    except (TopicsMissing, ReplicationError) as exc:  # one line naming the setting, no trace
+        raise SettingsError(f"smslane worker: {exc}") from None
     (settings.data_dir.resolve() / "worker").mkdir(parents=True, exist_ok=True)
-    worker = create_app(settings)
+    worker = create_app(settings, replication=replication)
     metrics.serve(settings)
     log.info(
         "worker starting: app id %s, broker %s, store %s",
@@ -195,3 +219,16 @@ def run_worker(settings: Settings) -> None:
         override_logging=False,
         console_port=0,
     ).execute_from_commandline()
+
+
+async def _prepare_topics(settings: Settings, faust_names: list[str]) -> int:
+    """Create the catalog's topics and check Faust's own (``faust_names``: Faust creates
+    them as the worker starts, unless SMSLANE_KAFKA_CREATE_TOPICS=off); the replication
+    factor of the topics Faust creates."""
+    create = settings.kafka_create_topics == "on"
+    report = await prepare_topics(settings)
+    await check_topics(
+        settings, faust_names, report.replication,
+        create=create, timeout_s=settings.kafka_timeout_seconds,
+    )  # fmt: skip
+    return report.replication

@@ -228,6 +228,8 @@ async def test_a_use_case_moved_to_another_subaccount_is_repaired_with_the_first
         finally:
             await sim.post("/_sim/config", json={"silent_numbers": []})
         assert final["delivered_at"] is not None
+
+
 async def _records_to(client: httpx.AsyncClient, to: str, count: int) -> list[dict[str, Any]]:
     """The records to ``to``, once there are ``count`` of them (failing after 60 s)."""
     deadline = time.monotonic() + 60
