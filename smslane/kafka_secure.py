@@ -4,7 +4,8 @@ For tests and for trying smslane's security settings on this machine: a test CA 
 broker's certificate from ``trustme`` (made once, kept in ``SMSLANE_DATA_DIR/kafka-sasl-ssl/
 tls``), one SCRAM-SHA-512 user created with ``kafka-storage format --add-scram``, with a
 generated password. The password is written to files of mode 0600 (the broker's config and
-``client.env``) and never printed or logged.
+``client.env``) and never printed or logged; it is on the command line of the storage
+format tool for the second that tool runs (``--add-scram`` takes it no other way).
 """
 
 from __future__ import annotations
