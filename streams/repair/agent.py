@@ -120,13 +120,9 @@ class StatusRepair:
     def _account(self, state: LifecycleState) -> Subaccount | None:
         """The subaccount the message was sent through; for a state kept before that was
         known, the one its use case names today."""
-        account_sid = state.account_sid
-        if account_sid is None:
-            use_case = self.config.use_cases.get(state.record.use_case_id)
-            if use_case is None:
-                return None
-            account_sid = use_case.account_sid
-        return self.config.subaccounts.get(account_sid)
+        use_case = self.config.use_cases.get(state.record.use_case_id)
+        account_sid = decision.account_to_ask(state.account_sid, use_case)
+        return self.config.subaccounts.get(account_sid) if account_sid is not None else None
 
     def _forget_old(self, now: datetime) -> None:
         """Drop the bookkeeping of records long done with (bounded memory)."""

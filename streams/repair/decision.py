@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from schemas.config import UseCase
 from schemas.records import SmsStatus
 from streams.sending.provider import TwilioMessage
 
@@ -47,6 +48,15 @@ def after_check(checked: Checked | None, now: datetime, after: timedelta) -> Che
     """The record was just asked about (or the fetch failed): when to ask again."""
     checks = 1 if checked is None else checked.checks + 1
     return Checked(checks, now + after * (2 ** (checks - 1)))
+
+
+def account_to_ask(sent_through: str | None, use_case: UseCase | None) -> str | None:
+    """The subaccount to fetch a message with: the one it was sent through, kept by the
+    lifecycle; for a record kept before that was known, the one its use case names now
+    (``None`` when the use case is gone)."""
+    if sent_through is not None:
+        return sent_through
+    return use_case.account_sid if use_case is not None else None
 
 
 def callback_params(message: TwilioMessage, account_sid: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from schemas.records import SmsStatus
 from streams.repair import decision
 from streams.repair.decision import Checked
 from streams.sending.provider import TwilioMessage
-from tests.streams.factories import T0
+from tests.streams.factories import T0, create_use_case
 
 AFTER = timedelta(minutes=15)
 
@@ -41,3 +41,13 @@ def test_the_callback_carries_what_twilio_reports() -> None:
     assert params["MessageStatus"] == "undelivered" and params["ErrorCode"] == "30003"
     assert params["From"] == "+14155550100" and params["NumSegments"] == "1"
     assert params["AccountSid"] == "AC1" and params["MessageSid"] == "SM1"
+
+
+def test_a_message_is_fetched_with_the_subaccount_it_was_sent_through() -> None:
+    moved = create_use_case(account_sid="AC" + "7" * 32)  # PATCHed after the send
+    sent_through = "AC" + "1" * 32
+    assert decision.account_to_ask(sent_through, moved) == sent_through
+    assert decision.account_to_ask(sent_through, None) == sent_through  # use case deleted
+    # A record kept before the subaccount was: the use case's, as it is now.
+    assert decision.account_to_ask(None, moved) == moved.account_sid
+    assert decision.account_to_ask(None, None) is None
