@@ -24,7 +24,7 @@ from typing import Protocol
 from feeds.config import ConfigView
 from schemas.config import Subaccount
 from schemas.events import RawCallback
-from schemas.records import TWILIO_STATUS_MAP, SmsRecord
+from schemas.records import SmsRecord, record_status
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.tables import LifecycleState, RecordHead
@@ -74,7 +74,8 @@ class StatusRepair:
         for scanned, (sid, head) in enumerate(self.records.scan_heads(), start=1):
             if scanned % 1000 == 0:
                 await asyncio.sleep(0)  # a big table must not starve the event loop
-            if decision.due(head.status, head.updated_at, self._checked.get(sid), now, self.after):
+            checked = self._checked.get(sid)
+            if decision.due(head.status, head.quiet_since, checked, now, self.after):
                 due.append(sid)
                 if len(due) >= MAX_PER_TICK:
                     break
@@ -96,7 +97,8 @@ class StatusRepair:
         if message is None:
             log.warning("status repair: Twilio does not know %s", sid.decode())
             return
-        changed = TWILIO_STATUS_MAP.get(message.status.lower()) != state.record.status
+        record = state.record
+        changed = record_status(message.status.lower(), scheduled=record.scheduled) != record.status
         metrics.REPAIRED.labels("changed" if changed else "unchanged").inc()
         raw = RawCallback(
             receipt_id=uuid.uuid4(),
