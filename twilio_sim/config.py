@@ -89,6 +89,12 @@ class SimConfig(BaseModel):
     advanced_opt_out: bool = True
     """Twilio's Advanced Opt-Out: an opt-out keyword texted to a Messaging Service makes its
     sends to that person fail with 21610 until they text an opt-in keyword."""
+    queued_numbers: frozenset[str] = frozenset()
+    """Destinations whose messages stay ``queued`` (a carrier backlog): one with a
+    ``ValidityPeriod`` fails with 30001 once it has waited that long (the simulator's clock)."""
+    time_scale: float = Field(default=1.0, gt=0)
+    """How much faster than real time the simulator's clock runs (scheduled sends and
+    validity periods); ``POST /_sim/clock`` moves it forward at once."""
     max_stored_messages: int = Field(default=200_000, ge=1)
     """Messages remembered for inspection; the oldest are forgotten beyond this."""
 

@@ -11,14 +11,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twilio_sim.callbacks import CallbackDispatcher, parse_target
+from twilio_sim import errors
+from twilio_sim.callbacks import CallbackDispatcher, Target, parse_target
 from twilio_sim.config import SimConfig
 from twilio_sim.errors import TwilioError
 from twilio_sim.inbound import Inbound, opt_out_type, post_webhook
 from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
-from twilio_sim.models import API_VERSION
-from twilio_sim.scenarios import plan_for
+from twilio_sim.models import API_VERSION, SimMessage
+from twilio_sim.scenarios import Step, plan_for
+from twilio_sim.scheduling import (
+    VALIDITY_EXPIRED_CODE,
+    SimClock,
+    not_cancelable,
+    parse_schedule,
+    parse_validity,
+)
 from twilio_sim.senders import SenderSelector
 
 logger = logging.getLogger(__name__)
@@ -62,6 +70,11 @@ class SimState:
         #: (Messaging Service, person) pairs unsubscribed by an opt-out keyword (21610).
         self.unsubscribed: set[tuple[str, str]] = set()
         self._auth_cache: dict[str, str] = {}
+        self.clock = SimClock(config.time_scale)
+        #: Scheduled messages by SID, until they are sent or canceled.
+        self.scheduled: dict[str, SimMessage] = {}
+        #: Messages held ``queued`` (``queued_numbers``) by SID.
+        self.held: dict[str, SimMessage] = {}
 
     def apply(self, config: SimConfig) -> None:
         """Replace the whole configuration."""
@@ -69,6 +82,8 @@ class SimState:
         self.selector.configure(config.services)
         self.store.limit = config.max_stored_messages
         self.dispatcher.configure(config)
+        if config.time_scale != self.clock.scale:
+            self.clock.set_scale(config.time_scale)
         self._auth_cache.clear()
         logger.info(
             "configuration: %d account(s), %d service(s), default scenario %s",
@@ -86,6 +101,8 @@ class SimState:
         """Forget every message, every sticky-sender mapping, every opt-out and the create
         counters (but the calls still held: ``in_progress`` keeps counting them)."""
         self.unsubscribed.clear()
+        self.scheduled.clear()
+        self.held.clear()
         self.store.clear()
         self.selector.forget()
         self.creates.clear()
@@ -159,12 +176,30 @@ class SimState:
         """
         now = time.time()
         config = self.config
+        send_at = parse_schedule(form, self.clock.now())
+        validity = parse_validity(form)
         outcome = accept(config, self.selector, account_sid, form, now, self.unsubscribed)
-        if isinstance(outcome, TwilioError):
-            return outcome.status, outcome.body()
+        for error in (send_at, validity, outcome):
+            if isinstance(error, TwilioError):
+                return error.status, error.body()
+        assert isinstance(outcome, SimMessage)
         message = outcome
+        message.validity_period = validity if isinstance(validity, int) else None
         self.store.add(message)
+        if isinstance(send_at, float):
+            message.status, message.send_at = "scheduled", send_at
+            self.scheduled[message.sid] = message
+            return 201, message.resource()
         answer = message.resource()
+        await self._start(message)
+        return 201, answer
+
+    async def _start(self, message: SimMessage) -> None:
+        """Move a created (or a scheduled, now due) message along its scenario."""
+        config, now = self.config, time.time()
+        if message.to in config.queued_numbers:
+            self._hold(message)
+            return
         plan = plan_for(
             message.scenario,
             undelivered_code=config.undelivered_error_code,
@@ -174,24 +209,72 @@ class SimState:
         silent = message.to in config.silent_numbers
         if not plan.steps or (callback is None and not silent):
             message.advance(plan.final_status, plan.final_error_code, now)
-            return 201, answer
+            return
         delay = config.delay_for(message.scenario)
-        if silent or callback is None:
+        target = self._target(message)
+        if silent or target is None:
             url = callback.partition("#")[0] if callback is not None else None
             self.dispatcher.withhold(message, plan.steps, url, delay)
-            return 201, answer
-        target = parse_target(
-            callback,
-            config.accounts.get(account_sid, ""),
-            config.callback_retries,
-            config.sign_url_fragment,
-        )
+            return
         steps = plan.steps
         if plan.early:
             await self.dispatcher.send(message, steps[0], target)
             steps = steps[1:]
         self.dispatcher.dispatch(message, steps, target, delay)
-        return 201, answer
+
+    def _target(self, message: SimMessage) -> Target | None:
+        """Where the message's callbacks go (None: nowhere)."""
+        if message.status_callback is None:
+            return None
+        config = self.config
+        return parse_target(
+            message.status_callback,
+            config.accounts.get(message.account_sid, ""),
+            config.callback_retries,
+            config.sign_url_fragment,
+        )
+
+    def _hold(self, message: SimMessage) -> None:
+        """Queue a message that does not leave the queue (``queued_numbers``)."""
+        message.queued_at = self.clock.now()
+        self.held[message.sid] = message
+        self._notify(message, Step("queued"))
+
+    def _notify(self, message: SimMessage, step: Step) -> None:
+        """Move ``message`` to ``step`` and call back about it (when it has a callback)."""
+        target = self._target(message)
+        if target is None or message.to in self.config.silent_numbers:
+            message.advance(step.status, step.error_code, time.time())
+            return
+        self.dispatcher.dispatch(message, (step,), target, 0.0)
+
+    async def tick(self) -> None:
+        """Send the scheduled messages now due and fail the held ones past their validity
+        period, by the simulator's clock."""
+        now = self.clock.now()
+        for message in [m for m in self.scheduled.values() if (m.send_at or 0) <= now]:
+            del self.scheduled[message.sid]
+            message.status = "accepted"
+            await self._start(message)
+        for message in list(self.held.values()):
+            validity, queued_at = message.validity_period, message.queued_at or now
+            if validity is not None and queued_at + validity <= now:
+                del self.held[message.sid]
+                self._notify(message, Step("failed", VALIDITY_EXPIRED_CODE))
+
+    def cancel(self, account_sid: str, sid: str) -> tuple[int, dict[str, Any]]:
+        """``Status=canceled`` on the Messages update call: only a scheduled message."""
+        message = self.store.get(sid)
+        if message is None or message.account_sid != account_sid:
+            error = errors.not_found(f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json")
+            return error.status, error.body()
+        if message.status != "scheduled":
+            error = not_cancelable(sid)
+            return error.status, error.body()
+        self.scheduled.pop(sid, None)
+        message.status, message.updated = "canceled", time.time()
+        self._notify(message, Step("canceled"))
+        return 200, message.resource()
 
     async def receive_inbound(self, inbound: Inbound) -> dict[str, Any]:
         """A person texts ``inbound``: apply Advanced Opt-Out, then call the webhook."""
