@@ -20,6 +20,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.policy.agent import register as register_policy
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
 from streams.restore import TableRestore, discard_unassigned, held_partitions
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> Worker:
     register_reconcile(worker, gateway)
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
+    register_policy(worker, lifecycle.records)
     metrics.install(worker, lifecycle.records)
     return worker
 

@@ -52,6 +52,19 @@ async def wait_listed(
     return await wait_until_async(listed, timeout_s, f"records with {params}")
 
 
+async def stored_scheduled(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, to: str
+) -> tuple[dict[str, Any], str]:
+    """A message to ``to`` scheduled two days ahead under a reference of its own, once the
+    store has it; its 201 answer and the reference."""
+    use_case = await create_use_case(admin)
+    reference = f"ref-{to}"
+    send_at = datetime.now(UTC) + timedelta(days=2)
+    created = await send_later(client, use_case, to, send_at, client_reference=reference)
+    await wait_listed(client, {"client_reference": reference, "status": "scheduled"})
+    return created, reference
+
+
 async def soon_at_the_simulator(sim: httpx.AsyncClient) -> tuple[datetime, float]:
     """A send_at 20 minutes ahead of the simulator's clock (which earlier tests may have
     moved), and how far to move that clock to reach it."""
@@ -81,13 +94,7 @@ async def test_scheduled_then_sent_and_delivered_at_its_time(stack: Stack) -> No
 async def test_scheduled_then_canceled(stack: Stack) -> None:
     to = unique_number()
     async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
-        use_case = await create_use_case(admin)
-        reference = f"cancel-{to}"
-        created = await send_later(
-            client, use_case, to, datetime.now(UTC) + timedelta(days=2),
-            client_reference=reference,
-        )  # fmt: skip
-        await wait_listed(client, {"client_reference": reference, "status": "scheduled"})
+        created, reference = await stored_scheduled(admin, client, to)
         canceled = await client.post(f"/v1/sms/{created['id']}/cancel")
         assert canceled.status_code == 200, canceled.text
         assert canceled.json()["status"] == "canceled" and canceled.json()["canceled_at"]
@@ -172,3 +179,17 @@ async def test_send_at_refused_by_twilio_is_invalid_send_at(stack: Stack) -> Non
                 "message": "x", "send_at": send_at.isoformat()}  # fmt: skip
         answer = await client.post("/v1/sms/", json=body)
         assert answer.status_code == 422 and answer.json()["code"] == "invalid_send_at"
+
+
+async def test_an_admin_opt_out_cancels_a_scheduled_message(stack: Stack) -> None:
+    to = unique_number()
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        created, reference = await stored_scheduled(admin, client, to)
+        opted_out = await admin.put(
+            f"/v1/admin/sms-use-cases/{created['use_case_id']}/opt-outs/{to}"
+        )
+        assert opted_out.status_code == 200
+        (record,) = await wait_listed(client, {"client_reference": reference, "status": "canceled"})
+        assert record["id"] == created["id"] and record["canceled_at"] is not None
+        (message,) = await sim_messages(sim, to)
+        assert message["status"] == "canceled"
