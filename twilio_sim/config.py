@@ -93,8 +93,8 @@ class SimConfig(BaseModel):
     """Destinations whose messages stay ``queued`` (a carrier backlog): one with a
     ``ValidityPeriod`` fails with 30001 once it has waited that long (the simulator's clock)."""
     time_scale: float = Field(default=1.0, gt=0)
-    """How much faster than real time the simulator's clock runs (scheduled sends and
-    validity periods); ``POST /_sim/clock`` moves it forward at once."""
+    """How many times sooner than asked scheduled messages are sent and validity periods
+    run out (for demos); ``POST /_sim/clock`` moves the clock forward at once (for tests)."""
     max_stored_messages: int = Field(default=200_000, ge=1)
     """Messages remembered for inspection; the oldest are forgotten beyond this."""
 

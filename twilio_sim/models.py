@@ -106,8 +106,9 @@ class SimMessage:
     """``SendAt`` of a scheduled message (the simulator's clock, epoch seconds)."""
     validity_period: int | None = None
     """``ValidityPeriod``: seconds it may wait ``queued`` before it fails (30001)."""
-    queued_at: float | None = None
-    """When it was queued (the simulator's clock), for the validity period."""
+    due_at: float | None = None
+    """When a scheduled message is sent (the simulator's clock: ``SendAt``, sooner with
+    ``time_scale``), or a held one fails for its validity period."""
 
     def advance(self, status: str, error_code: int | None, now: float) -> None:
         """Move to ``status`` unless the message is already further along its lifecycle."""

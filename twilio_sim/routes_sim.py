@@ -83,7 +83,7 @@ async def reset(request: web.Request) -> web.Response:
 
 async def clock(request: web.Request) -> web.Response:
     """``{"advance_s": seconds}`` moves the simulator's clock forward, then sends what became
-    due; answers the clock (``GET`` too: ``now``, ``scale``, ``advanced_s``)."""
+    due; answers the clock (``GET`` too: ``now``, epoch seconds, and ``advanced_s``)."""
     state = request.app[STATE_KEY]
     if request.method == "POST":
         try:
@@ -95,8 +95,7 @@ async def clock(request: web.Request) -> web.Response:
             return _problem(400, 'expected {"advance_s": seconds >= 0}')
         state.clock.advance(advance)
         await state.tick()
-    now = state.clock
-    return json_response({"now": now.now(), "scale": now.scale, "advanced_s": now.advanced})
+    return json_response({"now": state.clock.now(), "advanced_s": state.clock.advanced})
 
 
 async def inbound(request: web.Request) -> web.Response:

@@ -6,8 +6,9 @@ other, with the usual callbacks. A scheduled message can be canceled (``Status=c
 on the Messages update call); a message past ``scheduled`` cannot (30409). A message with a
 ``ValidityPeriod`` still ``queued`` that long after it was queued fails with 30001.
 
-Time is the :class:`SimClock`'s: the real clock, run ``scale`` times faster (the demo's
-knob), plus whatever the tests moved it forward by (``POST /_sim/clock``).
+Time is the :class:`SimClock`'s: the real clock plus whatever the tests moved it forward by
+(``POST /_sim/clock``). The demo's knob, ``time_scale``, shortens the waits instead (a message
+scheduled an hour ahead with ``time_scale`` 60 is sent a minute later): see :func:`due_at`.
 """
 
 from __future__ import annotations
@@ -25,24 +26,21 @@ VALIDITY_EXPIRED_CODE = 30001
 
 
 class SimClock:
-    """The simulator's time: ``scale`` times as fast as the real clock, plus ``advanced``."""
+    """The simulator's time: the real clock plus ``advanced`` seconds."""
 
-    def __init__(self, scale: float = 1.0) -> None:
-        self._origin = time.time()
-        self._base = self._origin
-        self.scale = scale
+    def __init__(self) -> None:
         self.advanced = 0.0
 
     def now(self) -> float:
-        return self._base + (time.time() - self._origin) * self.scale + self.advanced
-
-    def set_scale(self, scale: float) -> None:
-        """Run ``scale`` times as fast from now on (time so far is kept)."""
-        self._base, self._origin = self.now() - self.advanced, time.time()
-        self.scale = scale
+        return time.time() + self.advanced
 
     def advance(self, seconds: float) -> None:
         self.advanced += seconds
+
+
+def due_at(now: float, wait_s: float, time_scale: float) -> float:
+    """When a wait of ``wait_s`` that starts at ``now`` ends: ``time_scale`` times sooner."""
+    return now + max(0.0, wait_s) / time_scale
 
 
 def parse_schedule(form: Mapping[str, str], now: float) -> float | TwilioError | None:

@@ -23,6 +23,7 @@ from twilio_sim.scenarios import Step, plan_for
 from twilio_sim.scheduling import (
     VALIDITY_EXPIRED_CODE,
     SimClock,
+    due_at,
     not_cancelable,
     parse_schedule,
     parse_validity,
@@ -70,7 +71,7 @@ class SimState:
         #: (Messaging Service, person) pairs unsubscribed by an opt-out keyword (21610).
         self.unsubscribed: set[tuple[str, str]] = set()
         self._auth_cache: dict[str, str] = {}
-        self.clock = SimClock(config.time_scale)
+        self.clock = SimClock()
         #: Scheduled messages by SID, until they are sent or canceled.
         self.scheduled: dict[str, SimMessage] = {}
         #: Messages held ``queued`` (``queued_numbers``) by SID.
@@ -82,8 +83,6 @@ class SimState:
         self.selector.configure(config.services)
         self.store.limit = config.max_stored_messages
         self.dispatcher.configure(config)
-        if config.time_scale != self.clock.scale:
-            self.clock.set_scale(config.time_scale)
         self._auth_cache.clear()
         logger.info(
             "configuration: %d account(s), %d service(s), default scenario %s",
@@ -176,7 +175,8 @@ class SimState:
         """
         now = time.time()
         config = self.config
-        send_at = parse_schedule(form, self.clock.now())
+        clock_now = self.clock.now()
+        send_at = parse_schedule(form, clock_now)
         validity = parse_validity(form)
         outcome = accept(config, self.selector, account_sid, form, now, self.unsubscribed)
         for error in (send_at, validity, outcome):
@@ -188,6 +188,7 @@ class SimState:
         self.store.add(message)
         if isinstance(send_at, float):
             message.status, message.send_at = "scheduled", send_at
+            message.due_at = due_at(clock_now, send_at - clock_now, config.time_scale)
             self.scheduled[message.sid] = message
             return 201, message.resource()
         answer = message.resource()
@@ -236,7 +237,9 @@ class SimState:
 
     def _hold(self, message: SimMessage) -> None:
         """Queue a message that does not leave the queue (``queued_numbers``)."""
-        message.queued_at = self.clock.now()
+        if message.validity_period is not None:
+            now, scale = self.clock.now(), self.config.time_scale
+            message.due_at = due_at(now, message.validity_period, scale)
         self.held[message.sid] = message
         self._notify(message, Step("queued"))
 
@@ -252,13 +255,12 @@ class SimState:
         """Send the scheduled messages now due and fail the held ones past their validity
         period, by the simulator's clock."""
         now = self.clock.now()
-        for message in [m for m in self.scheduled.values() if (m.send_at or 0) <= now]:
+        for message in [m for m in self.scheduled.values() if (m.due_at or 0) <= now]:
             del self.scheduled[message.sid]
             message.status = "accepted"
             await self._start(message)
-        for message in list(self.held.values()):
-            validity, queued_at = message.validity_period, message.queued_at or now
-            if validity is not None and queued_at + validity <= now:
+        for message in [m for m in self.held.values() if m.due_at is not None]:
+            if message.due_at is not None and message.due_at <= now:
                 del self.held[message.sid]
                 self._notify(message, Step("failed", VALIDITY_EXPIRED_CODE))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -13,6 +12,7 @@ from twilio.rest import Client
 from tests.twilio_sim.factories import SERVICE_SID
 from tests.twilio_sim.receiver import CallbackReceiver
 from twilio_sim import TwilioSimulator
+from twilio_sim.scheduling import due_at
 
 TO = "+12125550142"
 
@@ -58,11 +58,19 @@ async def test_the_clock_moves_over_http(
     assert receiver.statuses(sid) == ["queued", "sent", "delivered"]
 
 
-async def test_time_scale_speeds_the_clock(sim: TwilioSimulator) -> None:
-    sim.configure(time_scale=1000.0)
-    before = sim.clock.now()
-    await asyncio.sleep(0.05)
-    assert sim.clock.now() - before >= 40
+def test_time_scale_shortens_the_waits() -> None:
+    assert due_at(1000.0, 3600.0, 1.0) == 4600.0
+    assert due_at(1000.0, 3600.0, 60.0) == 1060.0
+    assert due_at(1000.0, -5.0, 60.0) == 1000.0
+
+
+async def test_with_time_scale_a_scheduled_message_is_due_sooner(
+    sim: TwilioSimulator, async_client: Client, receiver: CallbackReceiver
+) -> None:
+    sim.configure(time_scale=3600.0)  # an hour is a second
+    sid = await schedule(async_client, receiver, timedelta(hours=2))
+    await settled(sim, 2.5)  # 2.5 s of the clock are 2.5 hours of the wait
+    assert receiver.statuses(sid) == ["queued", "sent", "delivered"]
 
 
 @pytest.mark.parametrize(
