@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -54,15 +54,24 @@ def interval(after: timedelta) -> float:
 class StatusRepair:
     """The repair timer, one method per step."""
 
-    def __init__(self, worker: Worker, gateway: TwilioGateway, records: Records) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        gateway: TwilioGateway,
+        records: Records,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.gateway, self.records = gateway, records
+        #: What "now" is for the waits (tests move it; scheduled records wait for send_at).
+        self.clock = clock
         self.config: ConfigView = worker.config
         self.after = timedelta(seconds=worker.settings.status_repair_after_seconds)
         self.callbacks_topic = worker.topic(Topics.CALLBACKS.base_name)
         self._checked: dict[bytes, Checked] = {}
 
     async def tick(self) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         due = await self._due(now)
         if due:
             slots = asyncio.Semaphore(CONCURRENCY)

@@ -3,7 +3,6 @@ plain table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
@@ -13,10 +12,9 @@ import pytest
 from schemas.config import Brand, BrandStatus, UseCase
 from schemas.events import CancelRequest
 from schemas.records import SmsRecord, SmsStatus
-from streams.lifecycle.tables import LifecycleState, RecordHead
 from streams.policy.agent import RESCAN_EVERY_S, PolicyCancels
 from streams.policy.decision import cancel_reason
-from tests.streams.factories import T0, create_brand, create_record, create_use_case
+from tests.streams.factories import T0, RecordsOf, create_brand, create_record, create_use_case
 
 USE_CASE = create_use_case()
 TO = "+14155552671"
@@ -66,19 +64,6 @@ def test_each_policy_change_cancels(change: object, reason: str) -> None:
     assert cancel_reason(scheduled(), config) == reason
 
 
-class Records:
-    def __init__(self, *records: SmsRecord) -> None:
-        self.states = {r.message_sid.encode(): LifecycleState(record=r, version=1) for r in records}
-
-    def scan_heads(self) -> Iterator[tuple[bytes, RecordHead]]:
-        for sid, state in self.states.items():
-            r = state.record
-            yield sid, RecordHead(status=r.status, updated_at=r.updated_at, send_at=r.send_at)
-
-    def get(self, sid: bytes) -> LifecycleState | None:
-        return self.states.get(sid)
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -90,7 +75,7 @@ class Clock:
 async def test_the_timer_orders_one_cancel_per_disallowed_scheduled_message() -> None:
     config, clock = Config(), Clock()
     opted_out = scheduled(message_sid="SM1")
-    records = Records(opted_out, scheduled(message_sid="SM2", to_number="+14155550000"),
+    records = RecordsOf(opted_out, scheduled(message_sid="SM2", to_number="+14155550000"),
                       create_record(message_sid="SM3", to_number=TO))  # fmt: skip
     orders: list[CancelRequest] = []
 

@@ -4,6 +4,7 @@ eviction and repair clocks that start no earlier than ``send_at``."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +12,8 @@ from schemas.records import TWILIO_STATUS_MAP, SmsStatus, record_status
 from streams.lifecycle.housekeeping import Housekeeping
 from streams.lifecycle.state import CallbackFacts, apply_callback, parse_callback
 from streams.repair import decision as repair
-from tests.streams.factories import at, create_record
+from streams.repair.agent import StatusRepair
+from tests.streams.factories import RecordsOf, at, create_record
 from tests.streams.test_state import facts
 
 SCHEDULED, PENDING, SENT = SmsStatus.SCHEDULED, SmsStatus.PENDING, SmsStatus.SENT
@@ -115,3 +117,20 @@ def test_repair_waits_for_send_at() -> None:
     assert repair.due(SCHEDULED, record.quiet_since, None, SEND_AT + after, after)
     later = create_record(updated_at=SEND_AT + after, send_at=SEND_AT)
     assert later.quiet_since == SEND_AT + after
+
+
+async def test_repair_leaves_a_scheduled_record_alone_until_after_its_send_at() -> None:
+    after = timedelta(minutes=10)
+    worker = SimpleNamespace(
+        config=None, settings=SimpleNamespace(status_repair_after_seconds=after.seconds),
+        topic=lambda name: None,
+    )  # fmt: skip
+    waiting = create_record(status=SCHEDULED, send_at=SEND_AT)
+    at_once = create_record(message_sid="SM" + "1" * 32)
+    records = RecordsOf(waiting, at_once)
+    repair = StatusRepair(worker, None, records, clock=lambda: at(3600))  # type: ignore[arg-type]
+    assert await repair._due(repair.clock()) == [at_once.message_sid.encode()]
+    repair.clock = lambda: SEND_AT + after
+    assert set(await repair._due(repair.clock())) == {
+        waiting.message_sid.encode(), at_once.message_sid.encode(),
+    }  # fmt: skip
