@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from schemas.records import TWILIO_STATUS_MAP, SmsStatus, record_status
+from schemas.records import TWILIO_STATUS_MAP, SmsStatus, SmsStatusEvent, record_status
 from streams.lifecycle.housekeeping import Housekeeping
 from streams.lifecycle.state import CallbackFacts, apply_callback, parse_callback
 from streams.repair import decision as repair
 from streams.repair.agent import StatusRepair
-from tests.streams.factories import RecordsOf, at, create_record
+from tests.streams.factories import USE_CASE_ID, RecordsOf, at, create_record
 from tests.streams.test_state import facts
 
 SCHEDULED, PENDING, SENT = SmsStatus.SCHEDULED, SmsStatus.PENDING, SmsStatus.SENT
@@ -134,3 +134,16 @@ async def test_repair_leaves_a_scheduled_record_alone_until_after_its_send_at() 
     assert set(await repair._due(repair.clock())) == {
         waiting.message_sid.encode(), at_once.message_sid.encode(),
     }  # fmt: skip
+
+
+def test_an_event_written_before_the_new_fields_still_decodes() -> None:
+    old = {
+        "id": "0b7e4c1a-5d2f-4e8b-a9c3-1f6d2e8b7a40", "use_case_id": str(USE_CASE_ID),
+        "message_sid": "SM" + "0" * 32, "to_number": "+14155552671", "body": "hi",
+        "status": "sent", "created_at": "2026-11-26T10:00:00Z",
+        "updated_at": "2026-11-26T10:00:01Z", "version": 2,
+    }  # fmt: skip
+    event = SmsStatusEvent.model_validate(old)
+    assert (event.send_at, event.validity_period, event.client_reference) == (None, None, None)
+    assert event.canceled_at is None and not event.record().scheduled
+    assert SmsStatusEvent.model_validate({**old, "added_later": 1}).version == 2
