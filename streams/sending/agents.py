@@ -48,6 +48,8 @@ BATCH_WITHIN_S = 0.005
 #: requests, a batch lasts its Twilio calls (~50 ms), and the ninth waited for a free slot.
 MAX_REQUESTS_IN_FLIGHT = 500
 REQUESTS = Topics.SEND_REQUESTS.codec
+#: What a value of ``sms.send-requests`` decodes to.
+RequestsValue = SendRequest | ExpireOutcome | Reconciled | CancelRequest
 
 
 class InFlightBudget:
@@ -180,12 +182,13 @@ class SendAgent:
         return decoded, reconciled, cancels
 
     @staticmethod
-    def _value(event: faust.EventT[Any]) -> Any:
+    def _value(event: faust.EventT[Any]) -> RequestsValue | None:
         message = event.message
         try:
             if not isinstance(event.value, bytes):
                 raise ValueError("no value")
-            return REQUESTS.decode(event.value)
+            value: RequestsValue = REQUESTS.decode(event.value)
+            return value
         except (ValidationError, ValueError) as exc:
             log.error(
                 "skipping a malformed send request at %s[%d]@%d: %s",
