@@ -122,9 +122,12 @@ class Canceler:
             )
         else:
             found = await self._cancel_at_twilio(account, record.message_sid)
-            answer = answer_of(request, found, _now())
+            # One time for the answer and the callback: the record the lifecycle makes of
+            # it has the canceled_at this answer shows.
+            now = _now()
+            answer = answer_of(request, found, now)
             if found is not None:
-                await self._publish(account, found)
+                await self._publish(account, found, now)
         self._log(request, answer)
         return reply_of(request, answer)
 
@@ -162,15 +165,17 @@ class Canceler:
             except ProviderDown:
                 continue
             if found is not None:
-                await self._publish(account, found)
+                await self._publish(account, found, _now())
             return
         log.error("cancel of %s: Twilio never answered; repair checks it after send_at", sid)
 
-    async def _publish(self, account: Subaccount, message: TwilioMessage) -> None:
+    async def _publish(
+        self, account: Subaccount, message: TwilioMessage, received_at: datetime
+    ) -> None:
         """Twilio's view of the message, as the callback it would have sent."""
         raw = RawCallback(
             receipt_id=uuid.uuid4(),
-            received_at=_now(),
+            received_at=received_at,
             params=repair.callback_params(message, account.account_sid),
         )
         await self.publish(message.sid, raw)

@@ -104,7 +104,9 @@ async def test_cancel_of_a_scheduled_message(sim: TwilioSimulator, gateway: Loss
     assert reply.status_code == 200 and reply.record is not None
     assert reply.record.status is SmsStatus.CANCELED and reply.record.canceled_at is not None
     assert published.statuses() == ["canceled"]
-    assert published.callbacks[0][0] == request.record.message_sid
+    sid, raw = published.callbacks[0]
+    assert sid == request.record.message_sid
+    assert raw.received_at == reply.record.canceled_at  # the lifecycle's canceled_at, too
     assert sim.message(request.record.message_sid).status == "canceled"  # type: ignore[union-attr]
 
 
