@@ -24,7 +24,7 @@ from feeds.producer import ReplacingProducer
 from feeds.secret_box import SecretBox
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import GatewayTimeout, ServiceUnavailable
-from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.events import CancelRequest, RawCallback, SendReply, SendRequest
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -196,6 +196,18 @@ class KafkaBridge:
 
     async def request_send(self, request: SendRequest) -> SendReply:
         """Publish a send request and wait (bounded) for the worker's reply."""
+        return await self._request(
+            request.request_id.bytes, request.model_dump_json().encode(), request.correlation_id
+        )
+
+    async def request_cancel(self, request: CancelRequest) -> SendReply:
+        """Publish a cancel (keyed by the record's id) and wait for the worker's reply."""
+        return await self._request(
+            request.record.id.bytes, request.model_dump_json().encode(), request.correlation_id
+        )
+
+    async def _request(self, key: bytes, value: bytes, correlation_id: str) -> SendReply:
+        """Publish on the requests topic and wait (bounded) for the worker's reply."""
         if len(self._pending) >= self.settings.send_max_in_flight:
             self._note_shed()
             raise ServiceUnavailable(
@@ -204,11 +216,9 @@ class KafkaBridge:
                 retry_after=1,
             )
         future: asyncio.Future[SendReply] = asyncio.get_running_loop().create_future()
-        self._pending[request.correlation_id] = future
+        self._pending[correlation_id] = future
         try:
-            await self._send(
-                self.requests_topic, request.request_id.bytes, request.model_dump_json().encode()
-            )
+            await self._send(self.requests_topic, key, value)
             # The worker measures its deadline from the broker's append time, which is no
             # later than this ack: it never calls Twilio after this wait has given up.
             return await asyncio.wait_for(future, timeout=self.settings.send_timeout_seconds)
@@ -221,7 +231,7 @@ class KafkaBridge:
         except TimeoutError as exc:
             raise GatewayTimeout() from exc
         finally:
-            self._pending.pop(request.correlation_id, None)
+            self._pending.pop(correlation_id, None)
 
     def _note_shed(self) -> None:
         """Count a send answered 503 at capacity; log at most one line per 5 s."""

@@ -94,6 +94,20 @@ def describe_validation(errors: list[Any]) -> str:
     return "Invalid request: " + "; ".join(parts) + "."
 
 
+#: Body fields whose problems have a code of their own, when they are the only problems.
+_FIELD_CODES = {"send_at": "invalid_send_at"}
+
+
+def validation_code(errors: list[Any]) -> str:
+    """``invalid_request``, or the field's own code when every error is about that field."""
+    fields = {tuple(e.get("loc", ()))[1:2] for e in errors}
+    if len(fields) == 1:
+        (field,) = fields
+        if field and isinstance(field[0], str) and field[0] in _FIELD_CODES:
+            return _FIELD_CODES[field[0]]
+    return "invalid_request"
+
+
 def register_errors(app: FastAPI) -> None:
     """Install the handlers; every error answer then has ``detail`` and ``code``."""
 
@@ -108,7 +122,8 @@ def register_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, describe_validation(list(exc.errors())), "invalid_request")
+        errors = list(exc.errors())
+        return error_response(422, describe_validation(errors), validation_code(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -22,6 +22,25 @@ RECORD = {
     "error_code": None,
     "created_at": "2026-11-26T10:00:00.812Z",
     "updated_at": "2026-11-26T10:00:00.812Z",
+    "send_at": None,
+    "validity_period": None,
+    "client_reference": None,
+    "canceled_at": None,
+}
+#: A message sent with ``send_at``, as its 201 answers it.
+SCHEDULED = {
+    **RECORD,
+    "status": "scheduled",
+    "body": "Reminder: your appointment is tomorrow at 9:30.",
+    "send_at": "2026-11-27T08:30:00Z",
+    "validity_period": 3600,
+    "client_reference": "appointment-4711",
+}
+CANCELED = {
+    **SCHEDULED,
+    "status": "canceled",
+    "canceled_at": "2026-11-26T15:12:09.310Z",
+    "updated_at": "2026-11-26T15:12:09.310Z",
 }
 DELIVERED = {
     **RECORD,
@@ -69,6 +88,14 @@ CALLBACK_FORM = {
     "NumSegments": "1",
 }
 
+SCHEDULED_SEND_BODY = {
+    "use_case_id": RECORD["use_case_id"],
+    "to_phone_number": RECORD["to_number"],
+    "message": SCHEDULED["body"],
+    "send_at": SCHEDULED["send_at"],
+    "validity_period": SCHEDULED["validity_period"],
+    "client_reference": SCHEDULED["client_reference"],
+}
 SEND_BODY = {
     "use_case_id": RECORD["use_case_id"],
     "to_phone_number": RECORD["to_number"],

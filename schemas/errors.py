@@ -29,6 +29,21 @@ class InvalidRequest(SmslaneError):
     default_detail = "The request body does not match the schema."
 
 
+class InvalidSendAt(SmslaneError):
+    status_code = 422
+    code = "invalid_send_at"
+    default_detail = (
+        "send_at must be an RFC 3339 date-time with a UTC offset, between 15 minutes and "
+        "35 days from now."
+    )
+
+
+class NotCancelable(SmslaneError):
+    status_code = 409
+    code = "not_cancelable"
+    default_detail = "The message is no longer scheduled, so it cannot be canceled."
+
+
 class UseCaseNotFound(SmslaneError):
     status_code = 404
     code = "use_case_not_found"
@@ -124,6 +139,7 @@ class GatewayTimeout(SmslaneError):
 #: The answers of ``POST /v1/sms/`` in the order its checks run (the first failing answers).
 SEND_ERRORS: tuple[type[SmslaneError], ...] = (
     InvalidRequest,
+    InvalidSendAt,
     UseCaseNotFound,
     UseCaseInactive,
     NoSenderNumbers,
@@ -143,6 +159,7 @@ _OTHER_ERRORS: tuple[type[SmslaneError], ...] = (
     NotFound,
     ServiceUnavailable,
     GatewayTimeout,
+    NotCancelable,
 )
 ERRORS_BY_CODE: dict[str, type[SmslaneError]] = {
     cls.code: cls for cls in (*SEND_ERRORS, *_OTHER_ERRORS)

@@ -34,6 +34,11 @@ class SendRequest(BaseModel):
     #: Offset of ``config.changes`` the ingress had applied: the worker applies at least this
     #: much configuration before it checks the request (read-your-writes for admin calls).
     config_offset: int = -1
+    #: When Twilio is to send it (UTC, checked against the window by the ingress).
+    send_at: datetime | None = None
+    #: Twilio's ``ValidityPeriod``, seconds.
+    validity_period: int | None = None
+    client_reference: str | None = None
 
 
 class ExpireOutcome(BaseModel):
@@ -118,6 +123,24 @@ def _kind(value: Any, unmarked: str) -> str:
     return str(getattr(value, "kind", unmarked))
 
 
+class CancelRequest(BaseModel):
+    """A ``POST /v1/sms/{id}/cancel`` on ``sms.send-requests``, keyed by the record's id:
+    cancel the scheduled message at Twilio; answered like a send, on ``reply_topic``.
+
+    ``record`` is the record as the ingress read it (``scheduled``); ``received_at`` the
+    ingress's clock. ``reason`` is set when smslane itself cancels (a policy change), and
+    then nobody waits for the answer (``reply_topic`` empty)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["cancel"] = "cancel"
+    record: SmsRecord
+    received_at: datetime
+    reply_topic: str = ""
+    correlation_id: str = ""
+    reason: str | None = None
+
+
 def _send_topic_kind(value: Any) -> str:
     """The ``kind`` of a value of ``sms.send-requests`` (older requests are sends)."""
     return _kind(value, "send")
@@ -135,12 +158,13 @@ ReconcileValue = Annotated[
 ]
 
 
-#: A value of ``sms.send-requests``: a send request, an expiry order or a reconciliation
-#: result, told apart by ``kind``.
+#: A value of ``sms.send-requests``: a send request, an expiry order, a reconciliation
+#: result or a cancel, told apart by ``kind``.
 SendRequestsValue = Annotated[
     Annotated[SendRequest, Tag("send")]
     | Annotated[ExpireOutcome, Tag("expire_outcome")]
-    | Annotated[Reconciled, Tag("reconciled")],
+    | Annotated[Reconciled, Tag("reconciled")]
+    | Annotated[CancelRequest, Tag("cancel")],
     Discriminator(_send_topic_kind),
 ]
 

@@ -10,33 +10,42 @@ from pydantic import BaseModel, ConfigDict
 
 
 class SmsStatus(StrEnum):
-    """The record's delivery status (``sms-api.md``, Delivery Status Lifecycle)."""
+    """The record's delivery status (``sms-api.md``, Delivery Status Lifecycle).
 
+    ``scheduled`` and ``canceled`` are reached only by a message sent with ``send_at``.
+    """
+
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
     UNDELIVERED = "undelivered"
+    CANCELED = "canceled"
 
     @property
     def rank(self) -> int:
-        """0 pending, 1 sent, 2 terminal: only a higher rank changes a status."""
+        """0 scheduled, 1 pending, 2 sent, 3 terminal: only a higher rank changes a status."""
         return STATUS_RANK[self]
 
     @property
     def terminal(self) -> bool:
-        return STATUS_RANK[self] == 2
+        return STATUS_RANK[self] == TERMINAL_RANK
 
 
+TERMINAL_RANK = 3
 STATUS_RANK: dict[SmsStatus, int] = {
-    SmsStatus.PENDING: 0,
-    SmsStatus.SENT: 1,
-    SmsStatus.DELIVERED: 2,
-    SmsStatus.FAILED: 2,
-    SmsStatus.UNDELIVERED: 2,
+    SmsStatus.SCHEDULED: 0,
+    SmsStatus.PENDING: 1,
+    SmsStatus.SENT: 2,
+    SmsStatus.DELIVERED: TERMINAL_RANK,
+    SmsStatus.FAILED: TERMINAL_RANK,
+    SmsStatus.UNDELIVERED: TERMINAL_RANK,
+    SmsStatus.CANCELED: TERMINAL_RANK,
 }
 
-#: Twilio's ``MessageStatus`` onto the record's status (contract, "Status callbacks").
+#: Twilio's ``MessageStatus`` onto the status of a record sent without ``send_at`` (contract,
+#: "Status callbacks"); :func:`record_status` is the mapping for every record.
 TWILIO_STATUS_MAP: dict[str, SmsStatus] = {
     "accepted": SmsStatus.PENDING,
     "scheduled": SmsStatus.PENDING,
@@ -50,9 +59,24 @@ TWILIO_STATUS_MAP: dict[str, SmsStatus] = {
     "canceled": SmsStatus.FAILED,
 }
 
+#: Where a message sent with ``send_at`` differs: Twilio's own scheduling statuses show.
+_SCHEDULED_STATUS_MAP: dict[str, SmsStatus] = {
+    "scheduled": SmsStatus.SCHEDULED,
+    "canceled": SmsStatus.CANCELED,
+}
+
+
+def record_status(twilio_status: str, *, scheduled: bool) -> SmsStatus | None:
+    """The record's status for Twilio's ``twilio_status`` (lower-case), or None when the
+    contract does not know it. ``scheduled``: the record was sent with ``send_at``."""
+    if scheduled and twilio_status in _SCHEDULED_STATUS_MAP:
+        return _SCHEDULED_STATUS_MAP[twilio_status]
+    return TWILIO_STATUS_MAP.get(twilio_status)
+
 
 class SmsRecord(BaseModel):
-    """One outbound SMS, exactly the fields of ``sms-api.md``'s 201 answer."""
+    """One outbound SMS: the fields of ``sms-api.md``'s 201 answer and the contract's
+    scheduling fields (``send_at``, ``validity_period``, ``client_reference``, ``canceled_at``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -70,6 +94,32 @@ class SmsRecord(BaseModel):
     error_code: int | None = None
     created_at: datetime
     updated_at: datetime
+    #: When Twilio is to send it (UTC); None for a message sent at once.
+    send_at: datetime | None = None
+    #: Twilio's ``ValidityPeriod`` in seconds, as requested.
+    validity_period: int | None = None
+    #: The client's own reference, never interpreted.
+    client_reference: str | None = None
+    #: When the scheduled message was canceled; None until then.
+    canceled_at: datetime | None = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether it was sent with ``send_at`` (Twilio's scheduling statuses apply)."""
+        return self.send_at is not None
+
+    @property
+    def quiet_since(self) -> datetime:
+        """Where eviction's and repair's clocks start: see :func:`quiet_since`."""
+        return quiet_since(self.updated_at, self.send_at)
+
+
+def quiet_since(updated_at: datetime, send_at: datetime | None) -> datetime:
+    """The later of a record's last change and its ``send_at``: nothing is expected of a
+    scheduled message before its time, so it is neither stale nor due for repair before."""
+    if send_at is None:
+        return updated_at
+    return max(updated_at, send_at)
 
 
 class SmsStatusEvent(SmsRecord):

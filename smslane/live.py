@@ -24,6 +24,8 @@ LIMIT = 20
 POLL_INTERVAL_S = 0.5
 
 _STYLE = {
+    "scheduled": "magenta",
+    "canceled": "dim",
     "pending": "yellow",
     "sent": "cyan",
     "delivered": "bold green",

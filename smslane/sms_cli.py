@@ -1,7 +1,7 @@
-"""``smslane sms send | get | tail``: the operator's client of a running smslane.
+"""``smslane sms send | get | cancel | tail``: the operator's client of a running smslane.
 
-``send`` and ``get`` call the ingress's HTTP API, as any client does; ``tail`` follows the
-``sms.status`` topic as a downstream consumer does (:mod:`smslane.sms_tail`).
+``send``, ``get`` and ``cancel`` call the ingress's HTTP API, as any client does; ``tail``
+follows the ``sms.status`` topic as a downstream consumer does (:mod:`smslane.sms_tail`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,20 @@ answer from the ingress, 2 a bad command line."""
 
 _SEND_DESCRIPTION = f"""\
 Send one SMS (POST /v1/sms/) and print its record, as JSON, on standard output. A new
-record is `pending`; `smslane sms get ID` or `smslane sms tail` show what follows.
+record is `pending` (`scheduled` with --send-at); `smslane sms get ID` or `smslane sms tail`
+show what follows.
 
 {_CLIENT_HELP}"""
 
 _GET_DESCRIPTION = f"""\
 Print one SMS record (GET /v1/sms/ID), as JSON, on standard output.
+
+{_CLIENT_HELP}"""
+
+_CANCEL_DESCRIPTION = f"""\
+Cancel a message sent with --send-at that Twilio has not sent yet (POST /v1/sms/ID/cancel)
+and print its record, now `canceled`. A message no longer scheduled answers
+`not_cancelable`; canceling a canceled message again prints it again.
 
 {_CLIENT_HELP}"""
 
@@ -113,6 +121,12 @@ def _print_record(record: dict[str, Any]) -> None:
 def _send(settings: Settings, args: argparse.Namespace) -> int:
     ingress = ingress_of(settings, args.url, args.api_key)
     body = {"use_case_id": args.use_case, "to_phone_number": args.to, "message": args.message}
+    optional = {
+        "send_at": args.send_at,
+        "validity_period": args.validity_period,
+        "client_reference": args.client_reference,
+    }
+    body.update({name: value for name, value in optional.items() if value is not None})
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     _print_record(call(ingress, "POST", "/v1/sms/", json=body, headers=headers))
     return 0
@@ -121,6 +135,12 @@ def _send(settings: Settings, args: argparse.Namespace) -> int:
 def _get(settings: Settings, args: argparse.Namespace) -> int:
     ingress = ingress_of(settings, args.url, args.api_key)
     _print_record(call(ingress, "GET", f"/v1/sms/{args.id}"))
+    return 0
+
+
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    ingress = ingress_of(settings, args.url, args.api_key)
+    _print_record(call(ingress, "POST", f"/v1/sms/{args.id}/cancel"))
     return 0
 
 
@@ -183,8 +203,28 @@ def add_sms_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="the Idempotency-Key header: sending again with the same key and body answers "
         "the same record and never sends twice",
     )
+    send.add_argument(
+        "--send-at",
+        metavar="TIME",
+        help="send later: an RFC 3339 time with its UTC offset, 15 minutes to 35 days ahead "
+        "(e.g. 2026-12-24T09:00:00Z)",
+    )
+    send.add_argument(
+        "--validity-period",
+        type=int,
+        metavar="SECONDS",
+        help="1 to 36000: a message still queued at Twilio after this long fails instead",
+    )
+    send.add_argument(
+        "--client-reference", metavar="REF", help="your own reference, 1 to 128 characters"
+    )
     _client_options(send)
     send.set_defaults(action_run=_send)
+
+    cancel = _action(actions, "cancel", "cancel a scheduled SMS", _CANCEL_DESCRIPTION)
+    cancel.add_argument("id", metavar="ID", help="the record's id")
+    _client_options(cancel)
+    cancel.set_defaults(action_run=_cancel)
 
     get = _action(actions, "get", "print one SMS record", _GET_DESCRIPTION)
     get.add_argument("id", metavar="ID", help="the record's id (the `id` send printed)")

@@ -34,6 +34,9 @@ SIM_AUTH_TOKEN = "demo-auth-token-not-a-secret"
 SIM_SERVICE_SID = "MG" + "d" * 32
 SIM_SENDERS = ("+14155550100", "+12125550100", "+13125550100")
 DEMO_TO = "+14155550123"
+#: With --demo, the simulator sends scheduled messages this many times sooner: the demo's
+#: reminder, scheduled 16 minutes ahead, goes out 16 seconds later.
+DEMO_TIME_SCALE = 60
 #: With --demo, the simulator's callbacks come a second apart so the live view shows each one.
 DEMO_CALLBACK_DELAY_MS = 1000
 
@@ -269,7 +272,8 @@ class _Up:
             "--account", f"{SIM_ACCOUNT_SID}:{SIM_AUTH_TOKEN}",
             "--service", f"{SIM_SERVICE_SID}:{','.join(SIM_SENDERS)}",
             "--inbound-url", self.inbound_url,
-            *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS)) if self.demo else ()),
+            *(("--callback-delay-ms", str(DEMO_CALLBACK_DELAY_MS),
+                "--time-scale", str(DEMO_TIME_SCALE)) if self.demo else ()),
         ])  # fmt: skip
         _say(f"[2/5] Twilio simulator at {sim_url}, pid {sim.pid} (no real Twilio configured)")
         wait_until(lambda: sim.check_alive() or _http_ok(f"{sim_url}/_sim/health"), 60, "sim")

@@ -187,6 +187,7 @@ class Store:
         use_case_ids: Collection[UUID] | None = None,
         status: SmsStatus | None = None,
         to_number: str | None = None,
+        client_reference: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         limit: int = 50,
@@ -219,6 +220,8 @@ class Store:
             where.append(c.status == SmsStatus(status).value)
         if to_number is not None:
             where.append(c.to_number == to_number)
+        if client_reference is not None:
+            where.append(c.client_reference == client_reference)
         if created_after is not None:
             where.append(c.created_at > created_after)
         if created_before is not None:

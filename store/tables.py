@@ -91,6 +91,10 @@ sms_records = Table(
     Column("error_code", Integer()),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("send_at", UtcDateTime()),
+    Column("validity_period", Integer()),
+    Column("client_reference", String(128)),
+    Column("canceled_at", UtcDateTime()),
     Column("version", BigInteger(), nullable=False),
     Column("sink_updated_at", UtcDateTime(), nullable=False),
     CheckConstraint(f"status IN ({_STATUSES})", name="ck_sms_records_status"),
@@ -98,6 +102,7 @@ sms_records = Table(
     Index("ix_sms_records_use_case_created", "use_case_id", "created_at", "id"),
     Index("ix_sms_records_status_created", "status", "created_at", "id"),
     Index("ix_sms_records_to_number_created", "to_number", "created_at", "id"),
+    Index("ix_sms_records_client_reference_created", "client_reference", "created_at", "id"),
 )
 
 #: The columns an upsert overwrites when it carries a newer version.

@@ -22,6 +22,7 @@ from schemas.settings import Settings, SettingsError
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.agents import register as register_lifecycle
+from streams.policy.agent import register as register_policy
 from streams.producer import IdempotentProducer
 from streams.reconcile.agent import register as register_reconcile
 from streams.repair.agent import register as register_repair
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, replication: int = 1) -> Worker:
     register_reconcile(worker, gateway)
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
+    register_policy(worker, lifecycle.records)
     metrics.install(worker, lifecycle.records)
     _replicate_changelogs(worker.app, replication)
     return worker

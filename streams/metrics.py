@@ -52,6 +52,12 @@ PROVIDER_ERRORS = Counter(
     "http_<status> without one, timeout or connection_error.",
     ["operation", "code"],
 )
+CANCELS = Counter(
+    "smslane_worker_cancels",
+    "Cancels of scheduled messages, by outcome (canceled, not_cancelable, "
+    "provider_unavailable) and reason (request: the API; otherwise the policy change).",
+    ["outcome", "reason"],
+)
 SEND_REQUESTS = Counter(
     "smslane_worker_send_requests",
     "Send requests decided by the worker, by outcome: created, an error code of the "

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="where POST /_sim/inbound sends its signed incoming-message webhook",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="N",
+        help="send scheduled messages (and run out validity periods) N times sooner: demos",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return parser
 
@@ -146,6 +152,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         patch["sign_url_fragment"] = True
     if args.inbound_url:
         patch["inbound_url"] = args.inbound_url
+    if args.time_scale is not None:
+        patch["time_scale"] = args.time_scale
     return config.merged(patch)
 
 

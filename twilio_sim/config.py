@@ -92,6 +92,12 @@ class SimConfig(BaseModel):
     advanced_opt_out: bool = True
     """Twilio's Advanced Opt-Out: an opt-out keyword texted to a Messaging Service makes its
     sends to that person fail with 21610 until they text an opt-in keyword."""
+    queued_numbers: frozenset[str] = frozenset()
+    """Destinations whose messages stay ``queued`` (a carrier backlog): one with a
+    ``ValidityPeriod`` fails with 30001 once it has waited that long (the simulator's clock)."""
+    time_scale: float = Field(default=1.0, gt=0)
+    """How many times sooner than asked scheduled messages are sent and validity periods
+    run out (for demos); ``POST /_sim/clock`` moves the clock forward at once (for tests)."""
     max_stored_messages: int = Field(default=200_000, ge=1)
     """Messages remembered for inspection; the oldest are forgotten beyond this."""
 

@@ -16,6 +16,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _rfc2822_cache: tuple[int, str] = (-1, "")
 
 _STATUS_RANK = {
+    "scheduled": -1,
     "accepted": 0,
     "queued": 1,
     "sending": 2,
@@ -23,6 +24,7 @@ _STATUS_RANK = {
     "delivered": 4,
     "undelivered": 4,
     "failed": 4,
+    "canceled": 4,
 }
 
 
@@ -100,6 +102,13 @@ class SimMessage:
     callbacks: list[CallbackRecord] = field(default_factory=list)
     seq: int = 0
     """Position in creation order, given by the store (the list call's page tokens)."""
+    send_at: float | None = None
+    """``SendAt`` of a scheduled message (the simulator's clock, epoch seconds)."""
+    validity_period: int | None = None
+    """``ValidityPeriod``: seconds it may wait ``queued`` before it fails (30001)."""
+    due_at: float | None = None
+    """When a scheduled message is sent (the simulator's clock: ``SendAt``, sooner with
+    ``time_scale``), or a held one fails for its validity period."""
 
     def advance(self, status: str, error_code: int | None, now: float) -> None:
         """Move to ``status`` unless the message is already further along its lifecycle."""
@@ -115,7 +124,7 @@ class SimMessage:
     def shown_from(self) -> str | None:
         """``from`` as the resource shows it: a Messaging Service send's sender shows only
         once the message has left ``accepted``."""
-        if self.status == "accepted" and self.messaging_service_sid is not None:
+        if self.status in ("scheduled", "accepted") and self.messaging_service_sid is not None:
             return self.requested_from
         return self.sender
 
@@ -125,7 +134,9 @@ class SimMessage:
 
     def resource(self) -> dict[str, Any]:
         """The Message resource JSON, as the create and fetch calls answer it."""
-        pending_service = self.status == "accepted" and self.messaging_service_sid is not None
+        pending_service = (
+            self.status in ("scheduled", "accepted") and self.messaging_service_sid is not None
+        )
         base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}"
         return {
             "account_sid": self.account_sid,

@@ -88,6 +88,20 @@ async def fetch_message(request: web.Request) -> web.Response:
     return json_response(message.resource())
 
 
+async def update_message(request: web.Request) -> web.Response:
+    """``POST /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json``: ``Status=canceled``
+    cancels a scheduled message (the only update modelled)."""
+    state = request.app[STATE_KEY]
+    account_sid = _account(request, state)
+    if account_sid is None:
+        return error_response(errors.AUTHENTICATE)
+    post = await request.post()
+    if post.get("Status") != "canceled":
+        return error_response(TwilioError(400, 21211, "Only Status=canceled is supported."))
+    status, body = state.cancel(account_sid, request.match_info["sid"])
+    return json_response(body, status)
+
+
 async def lookup_number(request: web.Request) -> web.Response:
     """``GET /v2/PhoneNumbers/{PhoneNumber}`` (Lookup v2)."""
     state = request.app[STATE_KEY]
@@ -114,5 +128,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{accounts}/Messages.json", create_message)
     app.router.add_get(f"{accounts}/Messages.json", list_messages)
     app.router.add_get(f"{accounts}/Messages/{{sid}}.json", fetch_message)
+    app.router.add_post(f"{accounts}/Messages/{{sid}}.json", update_message)
     app.router.add_get("/v2/PhoneNumbers/{number}", lookup_number)
     app.router.add_route("*", "/{tail:.*}", not_found)

@@ -2,7 +2,8 @@
 
 ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/messages[?to=]``,
 ``GET /_sim/messages/{sid}``, ``GET|POST /_sim/config`` (POST merges a JSON patch),
-``POST /_sim/reset``, ``POST /_sim/inbound`` (a person texts a number: ``twilio_sim.inbound``).
+``POST /_sim/reset``, ``POST /_sim/inbound`` (a person texts a number: ``twilio_sim.inbound``),
+``GET|POST /_sim/clock`` (the clock of scheduled sends: ``twilio_sim.scheduling``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def clock(request: web.Request) -> web.Response:
+    """``{"advance_s": seconds}`` moves the simulator's clock forward, then sends what became
+    due; answers the clock (``GET`` too: ``now``, epoch seconds, and ``advanced_s``)."""
+    state = request.app[STATE_KEY]
+    if request.method == "POST":
+        try:
+            data = orjson.loads(await request.read())
+            advance = float(data.get("advance_s", 0)) if isinstance(data, dict) else -1.0
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            advance = -1.0
+        if advance < 0:
+            return _problem(400, 'expected {"advance_s": seconds >= 0}')
+        state.clock.advance(advance)
+        await state.tick()
+    return json_response({"now": state.clock.now(), "advanced_s": state.clock.advanced})
+
+
 async def inbound(request: web.Request) -> web.Response:
     """A person texts ``{"from", "to", "body"}``: Advanced Opt-Out, then the signed webhook
     to ``inbound_url``; answers what was sent and the webhook's answer."""
@@ -104,3 +122,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/config", post_config)
     app.router.add_post("/_sim/reset", reset)
     app.router.add_post("/_sim/inbound", inbound)
+    app.router.add_get("/_sim/clock", clock)
+    app.router.add_post("/_sim/clock", clock)

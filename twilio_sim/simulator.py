@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from types import TracebackType
@@ -12,9 +13,13 @@ from aiohttp import web
 from twilio_sim import routes_api, routes_sim
 from twilio_sim.config import SimConfig
 from twilio_sim.models import SimMessage
+from twilio_sim.scheduling import SimClock
 from twilio_sim.state import SimState
 
 logger = logging.getLogger(__name__)
+
+#: How often due scheduled messages and expired validity periods are looked for (real s).
+TICK_S = 0.2
 
 
 def build_app(state: SimState) -> web.Application:
@@ -37,6 +42,7 @@ class TwilioSimulator:
         self._state = SimState(config or SimConfig())
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     @property
     def config(self) -> SimConfig:
@@ -102,6 +108,7 @@ class TwilioSimulator:
             await self._state.dispatcher.close()
             raise
         self._runner = runner
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         bound_port = runner.addresses[0][1]
         url_host = f"[{host}]" if ":" in host else host
         self._base_url = f"http://{url_host}:{bound_port}"
@@ -111,12 +118,34 @@ class TwilioSimulator:
     async def stop(self) -> None:
         """Cancel pending callbacks and stop serving."""
         runner, self._runner = self._runner, None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if runner is not None:
             await runner.cleanup()
         await self._state.dispatcher.close()
         if runner is not None:
             logger.info("Twilio simulator on %s stopped", self._base_url)
         self._base_url = None
+
+    @property
+    def clock(self) -> SimClock:
+        """The clock of scheduled sends and validity periods (tests move it forward)."""
+        return self._state.clock
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock forward and send what became due, like ``POST /_sim/clock``."""
+        self._state.clock.advance(seconds)
+        await self._state.tick()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._state.tick()
+            except Exception:
+                logger.exception("scheduled sends: tick failed")
 
     async def __aenter__(self) -> TwilioSimulator:
         await self.start()

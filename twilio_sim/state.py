@@ -11,14 +11,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twilio_sim.callbacks import CallbackDispatcher, parse_target
+from twilio_sim import errors
+from twilio_sim.callbacks import CallbackDispatcher, Target, parse_target
 from twilio_sim.config import SimConfig
 from twilio_sim.errors import TwilioError, server_error
 from twilio_sim.inbound import Inbound, opt_out_type, post_webhook
 from twilio_sim.listing import parse_query, render_page, select_page
 from twilio_sim.messaging import MessageStore, accept
-from twilio_sim.models import API_VERSION
-from twilio_sim.scenarios import plan_for
+from twilio_sim.models import API_VERSION, SimMessage
+from twilio_sim.scenarios import Step, plan_for
+from twilio_sim.scheduling import (
+    VALIDITY_EXPIRED_CODE,
+    SimClock,
+    due_at,
+    not_cancelable,
+    parse_schedule,
+    parse_validity,
+)
 from twilio_sim.senders import SenderSelector
 
 logger = logging.getLogger(__name__)
@@ -62,6 +71,11 @@ class SimState:
         #: (Messaging Service, person) pairs unsubscribed by an opt-out keyword (21610).
         self.unsubscribed: set[tuple[str, str]] = set()
         self._auth_cache: dict[str, str] = {}
+        self.clock = SimClock()
+        #: Scheduled messages by SID, until they are sent or canceled.
+        self.scheduled: dict[str, SimMessage] = {}
+        #: Messages held ``queued`` (``queued_numbers``) by SID.
+        self.held: dict[str, SimMessage] = {}
 
     def apply(self, config: SimConfig) -> None:
         """Replace the whole configuration."""
@@ -86,6 +100,8 @@ class SimState:
         """Forget every message, every sticky-sender mapping, every opt-out and the create
         counters (but the calls still held: ``in_progress`` keeps counting them)."""
         self.unsubscribed.clear()
+        self.scheduled.clear()
+        self.held.clear()
         self.store.clear()
         self.selector.forget()
         self.creates.clear()
@@ -162,14 +178,34 @@ class SimState:
         failing = config.create_errors.get(form.get("To", "").strip())
         if failing is not None:
             logger.info("create call to %s answered %d (create_errors)", form.get("To"), failing)
-            error = server_error(failing)
-            return error.status, error.body()
+            refusal = server_error(failing)
+            return refusal.status, refusal.body()
+        clock_now = self.clock.now()
+        send_at = parse_schedule(form, clock_now)
+        validity = parse_validity(form)
         outcome = accept(config, self.selector, account_sid, form, now, self.unsubscribed)
-        if isinstance(outcome, TwilioError):
-            return outcome.status, outcome.body()
+        for error in (send_at, validity, outcome):
+            if isinstance(error, TwilioError):
+                return error.status, error.body()
+        assert isinstance(outcome, SimMessage)
         message = outcome
+        message.validity_period = validity if isinstance(validity, int) else None
         self.store.add(message)
+        if isinstance(send_at, float):
+            message.status, message.send_at = "scheduled", send_at
+            message.due_at = due_at(clock_now, send_at - clock_now, config.time_scale)
+            self.scheduled[message.sid] = message
+            return 201, message.resource()
         answer = message.resource()
+        await self._start(message)
+        return 201, answer
+
+    async def _start(self, message: SimMessage) -> None:
+        """Move a created (or a scheduled, now due) message along its scenario."""
+        config, now = self.config, time.time()
+        if message.to in config.queued_numbers:
+            self._hold(message)
+            return
         plan = plan_for(
             message.scenario,
             undelivered_code=config.undelivered_error_code,
@@ -179,24 +215,73 @@ class SimState:
         silent = message.to in config.silent_numbers
         if not plan.steps or (callback is None and not silent):
             message.advance(plan.final_status, plan.final_error_code, now)
-            return 201, answer
+            return
         delay = config.delay_for(message.scenario)
-        if silent or callback is None:
+        target = self._target(message)
+        if silent or target is None:
             url = callback.partition("#")[0] if callback is not None else None
             self.dispatcher.withhold(message, plan.steps, url, delay)
-            return 201, answer
-        target = parse_target(
-            callback,
-            config.accounts.get(account_sid, ""),
-            config.callback_retries,
-            config.sign_url_fragment,
-        )
+            return
         steps = plan.steps
         if plan.early:
             await self.dispatcher.send(message, steps[0], target)
             steps = steps[1:]
         self.dispatcher.dispatch(message, steps, target, delay)
-        return 201, answer
+
+    def _target(self, message: SimMessage) -> Target | None:
+        """Where the message's callbacks go (None: nowhere)."""
+        if message.status_callback is None:
+            return None
+        config = self.config
+        return parse_target(
+            message.status_callback,
+            config.accounts.get(message.account_sid, ""),
+            config.callback_retries,
+            config.sign_url_fragment,
+        )
+
+    def _hold(self, message: SimMessage) -> None:
+        """Queue a message that does not leave the queue (``queued_numbers``)."""
+        if message.validity_period is not None:
+            now, scale = self.clock.now(), self.config.time_scale
+            message.due_at = due_at(now, message.validity_period, scale)
+        self.held[message.sid] = message
+        self._notify(message, Step("queued"))
+
+    def _notify(self, message: SimMessage, step: Step) -> None:
+        """Move ``message`` to ``step`` and call back about it (when it has a callback)."""
+        target = self._target(message)
+        if target is None or message.to in self.config.silent_numbers:
+            message.advance(step.status, step.error_code, time.time())
+            return
+        self.dispatcher.dispatch(message, (step,), target, 0.0)
+
+    async def tick(self) -> None:
+        """Send the scheduled messages now due and fail the held ones past their validity
+        period, by the simulator's clock."""
+        now = self.clock.now()
+        for message in [m for m in self.scheduled.values() if (m.due_at or 0) <= now]:
+            del self.scheduled[message.sid]
+            message.status = "accepted"
+            await self._start(message)
+        for message in [m for m in self.held.values() if m.due_at is not None]:
+            if message.due_at is not None and message.due_at <= now:
+                del self.held[message.sid]
+                self._notify(message, Step("failed", VALIDITY_EXPIRED_CODE))
+
+    def cancel(self, account_sid: str, sid: str) -> tuple[int, dict[str, Any]]:
+        """``Status=canceled`` on the Messages update call: only a scheduled message."""
+        message = self.store.get(sid)
+        if message is None or message.account_sid != account_sid:
+            error = errors.not_found(f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json")
+            return error.status, error.body()
+        if message.status != "scheduled":
+            error = not_cancelable(sid)
+            return error.status, error.body()
+        self.scheduled.pop(sid, None)
+        message.status, message.updated = "canceled", time.time()
+        self._notify(message, Step("canceled"))
+        return 200, message.resource()
 
     async def receive_inbound(self, inbound: Inbound) -> dict[str, Any]:
         """A person texts ``inbound``: apply Advanced Opt-Out, then call the webhook."""

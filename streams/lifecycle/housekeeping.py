@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.records import SmsStatus
+from schemas.records import SmsStatus, quiet_since
 from schemas.settings import Settings
 from streams.lifecycle.tables import Held
 
@@ -35,10 +35,21 @@ class Housekeeping:
             stale_after=settings.stale_record_after,
         )
 
-    def evictable(self, status: SmsStatus, updated_at: datetime, now: datetime) -> bool:
+    def evictable(
+        self,
+        status: SmsStatus,
+        updated_at: datetime,
+        now: datetime,
+        *,
+        send_at: datetime | None = None,
+    ) -> bool:
         """Terminal records go after the retention; unfinished ones once they went stale
-        (a carrier that never sends a delivery receipt must not keep them here forever)."""
-        return updated_at + (self.retention if status.terminal else self.stale_after) <= now
+        (a carrier that never sends a delivery receipt must not keep them here forever),
+        counted from ``send_at`` when that is later: a message scheduled weeks ahead is not
+        stale while it waits."""
+        if status.terminal:
+            return updated_at + self.retention <= now
+        return quiet_since(updated_at, send_at) + self.stale_after <= now
 
     def expired(self, held: Held, now: datetime) -> bool:
         """The hold of these callbacks is over: their message is not coming."""

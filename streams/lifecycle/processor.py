@@ -188,7 +188,7 @@ class LifecycleProcessor:
                 # A redelivery of the callback that made this version: publish it again in
                 # case the first publish was lost; consumers drop it by version.
                 await self.publish(state)
-            same_rank = facts.status.rank == state.record.status.rank
+            same_rank = facts.status_for(state.record).rank == state.record.status.rank
             metrics.lifecycle_event("duplicate" if same_rank else "regression", raw)
             return state
         metrics.RECORD_COUNTS.changed(state.record.status, changed.status)
@@ -252,7 +252,7 @@ class LifecycleProcessor:
         if state is None:
             return
         record = state.record
-        if not self.rules.evictable(record.status, record.updated_at, at):
+        if not self.rules.evictable(record.status, record.updated_at, at, send_at=record.send_at):
             return
         self.records.delete(sid)
         metrics.RECORD_COUNTS.removed(record.status)
@@ -282,7 +282,7 @@ class LifecycleProcessor:
         for scanned, (sid, head) in enumerate(self.records.scan_heads(), start=1):
             if scanned % 1000 == 0:
                 await asyncio.sleep(0)  # a big table must not starve the event loop
-            if self.rules.evictable(head.status, head.updated_at, now):
+            if self.rules.evictable(head.status, head.updated_at, now, send_at=head.send_at):
                 await self.publisher.order(sid, order)
                 orders += 1
                 stale += not head.status.terminal

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.records import TWILIO_STATUS_MAP, SmsRecord, SmsStatus
+from schemas.records import TWILIO_STATUS_MAP, SmsRecord, SmsStatus, record_status
 
 #: Statuses that only a carrier reports, so they prove the message was handed off.
 _HANDOFF_STATUSES = frozenset({SmsStatus.SENT, SmsStatus.DELIVERED, SmsStatus.UNDELIVERED})
@@ -65,6 +65,11 @@ class CallbackFacts:
     warnings: tuple[str, ...] = ()
     #: The subaccount the callback names (``AccountSid``); ``None`` when it names none.
     account_sid: str | None = None
+
+    def status_for(self, record: SmsRecord) -> SmsStatus:
+        """The status this callback means for ``record``: ``status`` for a message sent at
+        once, Twilio's ``scheduled`` / ``canceled`` kept for one sent with ``send_at``."""
+        return record_status(self.twilio_status, scheduled=record.scheduled) or self.status
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,9 @@ def apply_callback(record: SmsRecord, facts: CallbackFacts) -> SmsRecord | None:
     * A callback whose status ranks higher than the record's sets the status, and:
       ``handed_off_at`` on ``sent``, and on ``delivered`` / ``undelivered`` if it is still null
       (see the module docstring); ``delivered_at`` on ``delivered``; ``errored_at`` and
-      ``error_code`` (``None`` when the callback has none) on ``failed`` / ``undelivered``.
+      ``error_code`` (``None`` when the callback has none) on ``failed`` / ``undelivered``;
+      ``canceled_at`` on ``canceled`` (a record sent with ``send_at``, see
+      :meth:`CallbackFacts.status_for`).
     * Any callback may fill a null ``from_number`` / ``num_segments`` from its facts; values
       already set are never overwritten.
     * ``updated_at`` is ``facts.received_at`` on every change. Nothing else moves it, so a
@@ -170,13 +177,16 @@ def apply_callback(record: SmsRecord, facts: CallbackFacts) -> SmsRecord | None:
     if record.num_segments is None and facts.num_segments is not None:
         changes["num_segments"] = facts.num_segments
 
-    if facts.status.rank > record.status.rank:
-        changes["status"] = facts.status
-        if facts.status in _HANDOFF_STATUSES and record.handed_off_at is None:
+    status = facts.status_for(record)
+    if status.rank > record.status.rank:
+        changes["status"] = status
+        if status in _HANDOFF_STATUSES and record.handed_off_at is None:
             changes["handed_off_at"] = facts.received_at
-        if facts.status is SmsStatus.DELIVERED:
+        if status is SmsStatus.DELIVERED:
             changes["delivered_at"] = facts.received_at
-        if facts.status in _ERROR_STATUSES:
+        if status is SmsStatus.CANCELED:
+            changes["canceled_at"] = facts.received_at
+        if status in _ERROR_STATUSES:
             changes["errored_at"] = facts.received_at
             changes["error_code"] = facts.error_code
 

@@ -23,7 +23,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.events import RawCallback
-from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
+from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent, quiet_since
 from schemas.topics import Codec
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,17 @@ class Held(BaseModel):
 
 
 class RecordHead(BaseModel):
-    """The two fields of a stored record that eviction and the record gauge look at."""
+    """The fields of a stored record that eviction, repair and the record gauge look at."""
 
     model_config = ConfigDict(frozen=True)
 
     status: SmsStatus
     updated_at: datetime
+    send_at: datetime | None = None
+
+    @property
+    def quiet_since(self) -> datetime:
+        return quiet_since(self.updated_at, self.send_at)
 
 
 class _StoredHead(BaseModel):

@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from feeds.config import ConfigView
 from schemas.config import Subaccount
 from schemas.events import RawCallback
-from schemas.records import TWILIO_STATUS_MAP
+from schemas.records import record_status
 from schemas.topics import Topics
 from streams import metrics
 from streams.lifecycle.tables import LifecycleState, RecordHead
@@ -54,15 +54,24 @@ def interval(after: timedelta) -> float:
 class StatusRepair:
     """The repair timer, one method per step."""
 
-    def __init__(self, worker: Worker, gateway: TwilioGateway, records: Records) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        gateway: TwilioGateway,
+        records: Records,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.gateway, self.records = gateway, records
+        #: What "now" is for the waits (tests move it; scheduled records wait for send_at).
+        self.clock = clock
         self.config: ConfigView = worker.config
         self.after = timedelta(seconds=worker.settings.status_repair_after_seconds)
         self.callbacks_topic = worker.topic(Topics.CALLBACKS.base_name)
         self._checked: dict[bytes, Checked] = {}
 
     async def tick(self) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         due = await self._due(now)
         if due:
             slots = asyncio.Semaphore(CONCURRENCY)
@@ -74,7 +83,8 @@ class StatusRepair:
         for scanned, (sid, head) in enumerate(self.records.scan_heads(), start=1):
             if scanned % 1000 == 0:
                 await asyncio.sleep(0)  # a big table must not starve the event loop
-            if decision.due(head.status, head.updated_at, self._checked.get(sid), now, self.after):
+            checked = self._checked.get(sid)
+            if decision.due(head.status, head.quiet_since, checked, now, self.after):
                 due.append(sid)
                 if len(due) >= MAX_PER_TICK:
                     break
@@ -103,7 +113,8 @@ class StatusRepair:
         if message is None:
             log.warning("status repair: Twilio does not know %s", sid.decode())
             return
-        changed = TWILIO_STATUS_MAP.get(message.status.lower()) != state.record.status
+        record = state.record
+        changed = record_status(message.status.lower(), scheduled=record.scheduled) != record.status
         metrics.REPAIRED.labels("changed" if changed else "unchanged").inc()
         raw = RawCallback(
             receipt_id=uuid.uuid4(),

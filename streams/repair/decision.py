@@ -31,13 +31,14 @@ class Checked:
 
 def due(
     status: SmsStatus,
-    updated_at: datetime,
+    quiet_since: datetime,
     checked: Checked | None,
     now: datetime,
     after: timedelta,
 ) -> bool:
-    """Whether to ask Twilio about a record now."""
-    if status.terminal or updated_at + after > now:
+    """Whether to ask Twilio about a record now; ``quiet_since`` is its last change, or its
+    ``send_at`` when later (a scheduled message is not asked about before its time)."""
+    if status.terminal or quiet_since + after > now:
         return False
     if checked is None:
         return True

@@ -19,18 +19,26 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from pydantic import ValidationError
 
 from schemas.config import ConfigChange, config_key
-from schemas.events import ExpireOutcome, Reconciled, SendRequest, SendTarget
+from schemas.events import (
+    CancelRequest,
+    ExpireOutcome,
+    RawCallback,
+    Reconciled,
+    SendRequest,
+    SendTarget,
+)
 from schemas.topics import Topics
 from streams import metrics
 from streams.sending import decision
 from streams.sending.admission import Answer, Batch, BatchAdmission, Incoming, SameRequest
+from streams.sending.canceling import Canceler
 from streams.sending.outcomes import OutcomeTable
 from streams.sending.provider import TwilioGateway
 from streams.sending.reconciling import RECONCILE_EVERY_S, Reconciling
@@ -47,6 +55,8 @@ BATCH_WITHIN_S = 0.005
 #: requests, a batch lasts its Twilio calls (~50 ms), and the ninth waited for a free slot.
 MAX_REQUESTS_IN_FLIGHT = 500
 REQUESTS = Topics.SEND_REQUESTS.codec
+#: What a value of ``sms.send-requests`` decodes to.
+RequestsValue = SendRequest | ExpireOutcome | Reconciled | CancelRequest
 
 
 class InFlightBudget:
@@ -82,6 +92,7 @@ class SendAgent:
         self.reconcile_topic = worker.topic(Topics.RECONCILE.base_name)
         self.created_topic = worker.topic(Topics.CREATED.base_name)
         self.config_topic = worker.topic(Topics.CONFIG.base_name)
+        self.callbacks_topic = worker.topic(Topics.CALLBACKS.base_name)
         table = changelog_table(
             self.app, "outcome_by_request", key_type=bytes, value_type=bytes,
             partitions=self.settings.topic_partitions,
@@ -89,6 +100,10 @@ class SendAgent:
         self.outcomes = OutcomeTable(table)
         self.sender = Sender(worker, gateway)
         self.config = worker.config
+        self.canceler = Canceler(
+            worker.config, gateway, self._publish_callback,
+            timedelta(seconds=self.settings.status_repair_after_seconds),
+        )  # fmt: skip
         self.admission = BatchAdmission(
             self.outcomes, bind=bind_event, target_of=self._expected_target,
             send_timeout_s=self.settings.send_timeout_seconds,
@@ -127,7 +142,7 @@ class SendAgent:
             await asyncio.wait(self._running, timeout=self.settings.send_timeout_seconds)
 
     def _start(self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]]) -> None:
-        incoming, reconciled = self._decode(events)
+        incoming, reconciled, cancels = self._decode(events)
         batch = Batch(incoming, reconciled=reconciled)
         try:
             self.admission.admit(batch, _now())
@@ -137,19 +152,22 @@ class SendAgent:
             log.exception("could not admit a send batch; its requests are dropped")
             task = asyncio.ensure_future(self._release(stream, events, batch))
         else:
-            task = asyncio.ensure_future(self._finish(stream, events, batch))
+            task = asyncio.ensure_future(self._finish(stream, events, batch, cancels))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         task.add_done_callback(self._budget.releaser(len(events)))
 
     def _decode(
         self, events: Sequence[faust.EventT[Any]]
-    ) -> tuple[list[Incoming], list[tuple[faust.EventT[Any], Reconciled, float]]]:
-        """The batch's send requests and reconciliation results; expiry orders are
-        applied, stale events skipped."""
+    ) -> tuple[
+        list[Incoming], list[tuple[faust.EventT[Any], Reconciled, float]], list[CancelRequest]
+    ]:
+        """The batch's send requests, reconciliation results and cancels; expiry orders
+        are applied, stale events skipped."""
         generation = self.app.consumer_generation_id
         decoded = []
         reconciled = []
+        cancels = []
         for event in events:
             if event.message.generation_id != generation:
                 # Taken before a rebalance: its partition may be another worker's now, which
@@ -161,21 +179,23 @@ class SendAgent:
             elif isinstance(value, Reconciled):
                 deadline = time.time() + self.settings.send_timeout_seconds
                 reconciled.append((event, value, deadline))
+            elif isinstance(value, CancelRequest):
+                cancels.append(value)
             elif value is not None:
                 deadline = decision.send_deadline(
                     event.message.timestamp, event.message.timestamp_type, value.received_at,
                     self.settings.send_timeout_seconds,
                 )  # fmt: skip
                 decoded.append(Incoming(event, value, deadline))
-        return decoded, reconciled
+        return decoded, reconciled, cancels
 
     @staticmethod
-    def _value(event: faust.EventT[Any]) -> SendRequest | ExpireOutcome | Reconciled | None:
+    def _value(event: faust.EventT[Any]) -> RequestsValue | None:
         message = event.message
         try:
             if not isinstance(event.value, bytes):
                 raise ValueError("no value")
-            value: SendRequest | ExpireOutcome | Reconciled = REQUESTS.decode(event.value)
+            value: RequestsValue = REQUESTS.decode(event.value)
             return value
         except (ValidationError, ValueError) as exc:
             log.error(
@@ -186,8 +206,18 @@ class SendAgent:
             return None
 
     async def _finish(
-        self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]], batch: Batch
+        self,
+        stream: faust.StreamT[Any],
+        events: Sequence[faust.EventT[Any]],
+        batch: Batch,
+        cancels: Sequence[CancelRequest] = (),
     ) -> None:
+        try:
+            await asyncio.gather(self._send(batch), *(self._cancel(c) for c in cancels))
+        finally:
+            await self._release(stream, events, batch)
+
+    async def _send(self, batch: Batch) -> None:
         try:
             await self.reconciling.adopt(batch)
             await self._decide(batch)
@@ -197,8 +227,26 @@ class SendAgent:
             # A bug, not a provider error (those are outcomes): requests left without a reply
             # get the ingress's 504, and their in-flight markers keep retries from Twilio.
             log.exception("send batch failed part-way; unanswered requests will time out")
-        finally:
-            await self._release(stream, events, batch)
+
+    async def _cancel(self, request: CancelRequest) -> None:
+        """Cancel at Twilio; answer whoever waits (a bug leaves it to the ingress's 504)."""
+        try:
+            await self._cancel_and_answer(request)
+        except Exception:
+            log.exception("cancel of %s failed", request.record.message_sid)
+
+    async def _cancel_and_answer(self, request: CancelRequest) -> None:
+        reply = await self.canceler.cancel(request)
+        if request.reply_topic:
+            await self._reply_topic(request.reply_topic).send(
+                key=request.correlation_id.encode(),
+                value=Topics.SEND_REPLIES.codec.encode(reply), force=True,
+            )  # fmt: skip
+
+    async def _publish_callback(self, sid: str, raw: RawCallback) -> None:
+        await self.callbacks_topic.send(
+            key=sid.encode(), value=Topics.CALLBACKS.codec.encode(raw), force=True
+        )
 
     async def _release(
         self, stream: faust.StreamT[Any], events: Sequence[faust.EventT[Any]], batch: Batch

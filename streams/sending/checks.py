@@ -25,6 +25,7 @@ from schemas.errors import (
     BrandSuspended,
     DestinationOptedOut,
     InvalidDestination,
+    InvalidSendAt,
     NoSenderNumbers,
     RegionNotPermitted,
     SmslaneError,
@@ -42,6 +43,8 @@ _TWILIO_ERRORS: dict[int, type[SmslaneError]] = {
     21614: InvalidDestination,  # 'To' number is not a valid mobile number
     21610: DestinationOptedOut,  # the recipient replied STOP
     21408: RegionNotPermitted,  # no permission to send to this region
+    35111: InvalidSendAt,  # ScheduleType not supported
+    35114: InvalidSendAt,  # SendAt outside Twilio's window, or not a timestamp it reads
 }
 
 _TWILIO_ERROR_DETAILS: dict[int, str] = {
@@ -51,6 +54,9 @@ _TWILIO_ERROR_DETAILS: dict[int, str] = {
     "21610).",
     21408: "The messaging service has no permission to send to the destination's region "
     "(Twilio error 21408).",
+    35111: "Twilio refused to schedule the message (Twilio error 35111).",
+    35114: "Twilio refused send_at: it must be between 15 minutes and 35 days from now "
+    "(Twilio error 35114).",
 }
 
 

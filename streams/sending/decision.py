@@ -30,7 +30,7 @@ from schemas.errors import (
     SmslaneError,
 )
 from schemas.events import ErrorBody, SendRequest, SendTarget
-from schemas.records import SmsRecord
+from schemas.records import SmsRecord, SmsStatus
 from streams.sending import checks
 from streams.sending.outcomes import Outcome
 
@@ -122,21 +122,33 @@ def adopted(marker: Outcome, request: SendRequest, to: str, sid: str, now: datet
     The record id is derived from the request and the SID, so that a repeated adoption
     yields the same record. Its ``sms.created`` event names the subaccount and service of
     the marker's create call (none on markers older than that snapshot)."""
-    record = SmsRecord(
-        id=uuid.uuid5(request.request_id, sid),
-        use_case_id=request.use_case_id,
-        message_sid=sid,
-        to_number=to,
-        body=request.message,
-        created_at=request.received_at,
-        updated_at=request.received_at,
-    )
+    record = new_record(request, uuid.uuid5(request.request_id, sid), request.use_case_id, sid, to)
     target = marker.target
     return Outcome(
         body_hash=marker.body_hash, decided_at=now, status_code=201, record=record,
         account_sid=target.account_sid if target else None,
         messaging_service_sid=target.messaging_service_sid if target else None,
     )  # fmt: skip
+
+
+def new_record(
+    request: SendRequest, record_id: uuid.UUID, use_case_id: uuid.UUID, sid: str, to: str
+) -> SmsRecord:
+    """The first version of the record of a message Twilio created as ``sid``: ``scheduled``
+    when the request has ``send_at``, else ``pending``."""
+    return SmsRecord(
+        id=record_id,
+        use_case_id=use_case_id,
+        message_sid=sid,
+        to_number=to,
+        body=request.message,
+        status=SmsStatus.SCHEDULED if request.send_at is not None else SmsStatus.PENDING,
+        created_at=request.received_at,
+        updated_at=request.received_at,
+        send_at=request.send_at,
+        validity_period=request.validity_period,
+        client_reference=request.client_reference,
+    )
 
 
 # -- the checks around the Lookup ---------------------------------------------------------
@@ -281,15 +293,7 @@ class Decided:
 
 def created(request: SendRequest, ready: Ready, sid: str, now: datetime) -> Outcome:
     """The 201 outcome of a message Twilio created as ``sid``."""
-    record = SmsRecord(
-        id=uuid.uuid4(),
-        use_case_id=ready.use_case.id,
-        message_sid=sid,
-        to_number=ready.destination.e164,
-        body=request.message,
-        created_at=request.received_at,
-        updated_at=request.received_at,
-    )
+    record = new_record(request, uuid.uuid4(), ready.use_case.id, sid, ready.destination.e164)
     return Outcome(
         body_hash=request.body_hash, decided_at=now, status_code=201, record=record,
         account_sid=ready.account.account_sid,

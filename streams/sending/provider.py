@@ -87,6 +87,24 @@ class TwilioMessage:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The create call's scheduling parameters: ``SendAt`` and ``ValidityPeriod``."""
+
+    send_at: datetime | None = None
+    validity_period: int | None = None
+
+    def create_params(self) -> dict[str, Any]:
+        """The keyword arguments of ``messages.create_async`` (none when both are unset)."""
+        params: dict[str, Any] = {}
+        if self.send_at is not None:
+            params["schedule_type"] = "fixed"
+            params["send_at"] = self.send_at
+        if self.validity_period is not None:
+            params["validity_period"] = self.validity_period
+        return params
+
+
+@dataclass(frozen=True)
 class ProviderRejection:
     """Twilio answered with an error for this request (4xx other than 429)."""
 
@@ -214,12 +232,15 @@ class TwilioGateway:
         body: str,
         *,
         deadline: float | None = None,
+        schedule: Schedule | None = None,
     ) -> str | ProviderRejection:
-        """Create the message at Twilio; its SID, or Twilio's rejection.
+        """Create the message at Twilio; its SID, or Twilio's rejection. ``schedule``: send
+        it later (Twilio's ``ScheduleType=fixed``) and/or with a ``ValidityPeriod``.
 
         Raises :class:`ProviderDown` (nothing was created) or :class:`ProviderMaybeSent`.
         """
         client = self._client(account)
+        extra = (schedule or Schedule()).create_params()
 
         async def call() -> Any:
             return await client.api.v2010.accounts(account.account_sid).messages.create_async(
@@ -229,6 +250,7 @@ class TwilioGateway:
                 # Twilio's connection overrides: retry a callback our webhook could not
                 # store (503) up to 3 times.
                 status_callback=self.settings.status_callback_with_overrides,
+                **extra,
             )
 
         try:
@@ -241,6 +263,28 @@ class TwilioGateway:
         except TwilioRestException as exc:
             return ProviderRejection(exc.status, _int(exc.code), str(exc.msg))
         return str(message.sid)
+
+    async def cancel_message(
+        self, account: Subaccount, sid: str
+    ) -> TwilioMessage | ProviderRejection:
+        """Cancel the scheduled message ``sid`` (``Status=canceled``): Twilio's message after
+        it, or its rejection (30409: no longer scheduled). Repeating it is harmless, so any
+        failure is retried like a read; :class:`ProviderDown` after the last attempt means
+        the cancel may or may not have happened (ask Twilio with :meth:`fetch_message`)."""
+        client = self._client(account)
+
+        async def call() -> Any:
+            context = client.api.v2010.accounts(account.account_sid).messages(sid)
+            return await context.update_async(status="canceled")
+
+        try:
+            message = await self._with_retries(
+                f"cancel message {sid}", timed_provider_call("cancel_message", call),
+                idempotent=True,
+            )  # fmt: skip
+        except TwilioRestException as exc:
+            return ProviderRejection(exc.status, _int(exc.code), str(exc.msg))
+        return TwilioMessage.of(message)
 
     async def recent_messages(
         self, account: Subaccount, to: str, since: datetime, *, limit: int = 200

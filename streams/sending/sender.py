@@ -22,6 +22,7 @@ from streams.sending.provider import (
     ProviderDown,
     ProviderMaybeSent,
     ProviderRejection,
+    Schedule,
     TwilioGateway,
 )
 
@@ -135,6 +136,7 @@ class Sender:
             sid = await self.gateway.create_message(
                 ready.account, ready.use_case.messaging_service_sid, ready.destination.e164,
                 request.message, deadline=time.monotonic() + left,
+                schedule=Schedule(request.send_at, request.validity_period),
             )  # fmt: skip
         except ProviderMaybeSent as exc:
             log.error("Twilio may or may not have created the message (%s)", exc.reason)

@@ -1,4 +1,4 @@
-"""`smslane sms send | get | tail` as an operator runs them, against a real running stack."""
+"""`smslane sms send | get | cancel | tail` as an operator runs them, on a real stack."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -166,7 +167,7 @@ def test_tail_of_a_missing_topic_says_so(stack: Stack) -> None:
     assert "no topic absent" in done.stderr and "SMSLANE_TOPIC_PREFIX" in done.stderr
 
 
-@pytest.mark.parametrize("action", ["send", "get", "tail"])
+@pytest.mark.parametrize("action", ["send", "get", "cancel", "tail"])
 def test_every_action_explains_itself(action: str) -> None:
     done = subprocess.run(
         [*CLI, action, "--help"], capture_output=True, text=True, timeout=30,
@@ -175,3 +176,20 @@ def test_every_action_explains_itself(action: str) -> None:
     assert done.returncode == 0, done.stderr
     expected = "sms.status" if action == "tail" else "SMSLANE_API_KEY"
     assert expected in done.stdout
+
+
+def test_send_later_then_cancel(stack: Stack, use_case_id: str) -> None:
+    send_at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    record = send(
+        stack, use_case_id, unique_number(), "--send-at", send_at.isoformat(),
+        "--client-reference", "order-7", "--validity-period", "600",
+    )  # fmt: skip
+    assert record["status"] == "scheduled" and record["client_reference"] == "order-7"
+    assert record["send_at"] == send_at.isoformat().replace("+00:00", "Z")
+    assert record["validity_period"] == 600
+    for _ in range(2):  # a second cancel prints the canceled record again
+        done = sms_cli(stack, "cancel", record["id"])
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] == "canceled"
+    unknown = sms_cli(stack, "cancel", str(uuid.uuid4()))
+    assert unknown.returncode == 1 and unknown.stderr.startswith("not_found: ")

@@ -19,7 +19,14 @@ class Sent:
     to: str
     message: str
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: More fields of the body (``send_at``...).
+    extra: dict[str, Any] = field(default_factory=dict)
     answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def body(self, use_case_id: str) -> dict[str, Any]:
+        """The request body, the same on every attempt."""
+        return {"use_case_id": use_case_id, "to_phone_number": self.to, "message": self.message,
+                **self.extra}  # fmt: skip
 
     @property
     def final(self) -> tuple[int, dict[str, Any]]:
@@ -45,7 +52,7 @@ async def send_until_answered(
     comes or ``give_up_after_s`` passes (an interrupted request answers 503 until
     reconciliation has found its message at Twilio, or sent it)."""
     deadline = time.monotonic() + give_up_after_s
-    body = {"use_case_id": use_case_id, "to_phone_number": sent.to, "message": sent.message}
+    body = sent.body(use_case_id)
     while True:
         try:
             answer = await client.post("/v1/sms/", json=body, headers={"Idempotency-Key": sent.key})

@@ -13,6 +13,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,8 +41,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 async def _first_attempt(client: httpx.AsyncClient, use_case_id: str, sent: Sent) -> None:
     """The client's first POST, cut off by the worker's death (504, or a lost answer)."""
-    body = {"use_case_id": use_case_id, "to_phone_number": sent.to, "message": sent.message}
-    answer = await client.post("/v1/sms/", json=body, headers={"Idempotency-Key": sent.key})
+    answer = await client.post(
+        "/v1/sms/", json=sent.body(use_case_id), headers={"Idempotency-Key": sent.key}
+    )
     sent.answers.append((answer.status_code, answer.json()))
 
 
@@ -62,24 +64,55 @@ async def test_a_message_created_before_the_kill_is_adopted(stack: Stack) -> Non
     async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
         use_case = await create_use_case(admin)
         sent = Sent(unique_number(), "adopt me")
-        await sim.post("/_sim/config", json={"create_delay_ms": 4000})
-        try:
-            first = asyncio.create_task(_first_attempt(client, use_case["id"], sent))
-
-            async def created() -> bool:
-                return bool(await sim_messages(sim, sent.to))
-
-            await _kill_worker_once(stack, created)
-            await asyncio.to_thread(stack.wait_worker_ready)
-        finally:
-            await sim.post("/_sim/config", json={"create_delay_ms": 0})
-        await first
+        await _kill_during_create(stack, client, sim, use_case["id"], sent)
         await send_until_answered(client, use_case["id"], sent)
         assert sent.created, sent.answers
         at_twilio = await sim_messages(sim, sent.to)
         assert [m["sid"] for m in at_twilio] == [sent.final[1]["message_sid"]]
         # The simulator's callbacks for it came while no record existed: held, then applied.
         await wait_for(stack, sent.final[1]["id"], lambda r: r["status"] == "delivered")
+
+
+async def test_a_scheduled_message_created_before_the_kill_is_adopted_scheduled(
+    stack: Stack,
+) -> None:
+    """(a) for a message sent with send_at: reconciliation finds it at Twilio, scheduled, and
+    the retry gets one scheduled record of it."""
+    async with stack.admin() as admin, stack.client() as client, stack.sim_client() as sim:
+        use_case = await create_use_case(admin)
+        send_at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+        sent = Sent(unique_number(), "remind me", extra={"send_at": send_at.isoformat()})
+        await _kill_during_create(stack, client, sim, use_case["id"], sent)
+        await send_until_answered(client, use_case["id"], sent)
+        assert sent.created, sent.answers
+        record = sent.final[1]
+        assert record["status"] == "scheduled"
+        assert record["send_at"] == send_at.isoformat().replace("+00:00", "Z")
+        at_twilio = await sim_messages(sim, sent.to)
+        assert [(m["sid"], m["status"]) for m in at_twilio] == [
+            (record["message_sid"], "scheduled")
+        ]
+        stored = await wait_for(stack, record["id"], lambda r: r["status"] == "scheduled")
+        assert stored["send_at"] == record["send_at"]
+
+
+async def _kill_during_create(
+    stack: Stack, client: httpx.AsyncClient, sim: httpx.AsyncClient, use_case_id: str, sent: Sent
+) -> None:
+    """The first attempt, with the worker killed once the simulator has created the message
+    and before it answers; the worker is back when this returns."""
+    await sim.post("/_sim/config", json={"create_delay_ms": 4000})
+    try:
+        first = asyncio.create_task(_first_attempt(client, use_case_id, sent))
+
+        async def created() -> bool:
+            return bool(await sim_messages(sim, sent.to))
+
+        await _kill_worker_once(stack, created)
+        await asyncio.to_thread(stack.wait_worker_ready)
+    finally:
+        await sim.post("/_sim/config", json={"create_delay_ms": 0})
+    await first
 
 
 async def test_a_message_twilio_never_got_is_sent_once_after_the_window(stack: Stack) -> None:

@@ -24,9 +24,9 @@ from ingress.app import create_app
 from ingress.deps import get_bridge, get_store
 from schemas.config import ConfigChange, ConfigEntity, config_key
 from schemas.errors import ServiceUnavailable
-from schemas.events import RawCallback, SendReply, SendRequest
+from schemas.events import CancelRequest, RawCallback, SendReply, SendRequest
 from schemas.inbound import InboundMessage
-from schemas.records import SmsRecord
+from schemas.records import SmsRecord, SmsStatus
 from schemas.settings import Settings
 from store import InboundQuery, InvalidCursor
 
@@ -56,6 +56,17 @@ def created(send: SendRequest) -> SendReply:
     )
 
 
+def canceled(cancel: CancelRequest) -> SendReply:
+    """The worker's 200 for ``cancel``: the record canceled now."""
+    now = datetime.now(UTC)
+    record = cancel.record.model_copy(
+        update={"status": SmsStatus.CANCELED, "canceled_at": now, "updated_at": now}
+    )
+    return SendReply(
+        correlation_id=cancel.correlation_id, request_id=record.id, status_code=200, record=record
+    )
+
+
 class FakeBridge:
     """What the routes use of ``KafkaBridge``, in memory: a config write is applied at once,
     a send is answered by ``reply`` (the worker's 201 by default)."""
@@ -70,6 +81,8 @@ class FakeBridge:
         self.replies_topic = "sms.send-replies"
         self.reply: Callable[[SendRequest], SendReply] = created
         self.sent: list[SendRequest] = []
+        self.cancel_reply: Callable[[CancelRequest], SendReply] = canceled
+        self.cancels: list[CancelRequest] = []
         self.callbacks: list[tuple[str, RawCallback]] = []
         self.inbound: list[InboundMessage] = []
         self._offset = -1
@@ -84,6 +97,10 @@ class FakeBridge:
     async def request_send(self, send: SendRequest) -> SendReply:
         self.sent.append(send)
         return self.reply(send)
+
+    async def request_cancel(self, cancel: CancelRequest) -> SendReply:
+        self.cancels.append(cancel)
+        return self.cancel_reply(cancel)
 
     async def publish_config(self, entity: ConfigEntity) -> None:
         self._offset += 1

@@ -46,8 +46,10 @@ async def test_send_answers_the_pending_record_and_get_finds_it(stack: Stack) ->
             "id", "use_case_id", "message_sid", "from_number", "to_number", "body",
             "num_segments", "status", "handed_off_at", "delivered_at", "errored_at",
             "error_code", "created_at", "updated_at",
+            "send_at", "validity_period", "client_reference", "canceled_at",
         }  # fmt: skip
         assert record["status"] == "pending"
+        assert [record[k] for k in ("send_at", "validity_period", "client_reference")] == [None] * 3
         assert record["message_sid"].startswith("SM") and len(record["message_sid"]) == 34
         assert record["from_number"] is None and record["num_segments"] is None
         assert (record["to_number"], record["body"]) == (to, "Hello")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from schemas.config import (
     UseCase,
 )
 from schemas.records import SmsRecord
+from streams.lifecycle.tables import LifecycleState, RecordHead
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 USE_CASE_ID = UUID("6f1c2b9e-8d4a-4c3e-9b7a-2f5d1e0c4a11")
@@ -107,3 +109,18 @@ class RecordingTopic:
 
     async def send(self, *, key: bytes, value: bytes, force: bool = False) -> None:
         self.sent.append((key, value))
+
+
+class RecordsOf:
+    """``record_by_sid`` as the timers read it (heads, then whole states), over records."""
+
+    def __init__(self, *records: SmsRecord) -> None:
+        self.states = {r.message_sid.encode(): LifecycleState(record=r, version=1) for r in records}
+
+    def scan_heads(self) -> Iterator[tuple[bytes, RecordHead]]:
+        for sid, state in self.states.items():
+            r = state.record
+            yield sid, RecordHead(status=r.status, updated_at=r.updated_at, send_at=r.send_at)
+
+    def get(self, sid: bytes) -> LifecycleState | None:
+        return self.states.get(sid)

@@ -1,0 +1,1 @@
+"""Policy changes that reach scheduled messages: opt-outs, use cases, brands."""
