@@ -25,6 +25,7 @@ from streams.repair.agent import register as register_repair
 from streams.restore import TableRestore, discard_unassigned, held_partitions
 from streams.sending.agents import register as register_sending
 from streams.sending.provider import TwilioGateway
+from streams.webhooks.agents import register as register_webhooks
 from streams.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> Worker:
     register_reconcile(worker, gateway)
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
+    register_webhooks(worker)
     metrics.install(worker, lifecycle.records)
     return worker
 
