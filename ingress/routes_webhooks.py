@@ -13,16 +13,24 @@ import logging
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from feeds.config import ConfigView
 from feeds.secret_box import SecretBox
-from ingress.deps import AdminKeyDep, BridgeDep, ConfigDep, SettingsDep, require_admin_key
+from ingress.deps import (
+    AdminKeyDep,
+    BridgeDep,
+    ConfigDep,
+    SettingsDep,
+    StoreDep,
+    require_admin_key,
+)
 from ingress.docs import error_responses
+from ingress.params import UNKNOWN_CURSOR, CursorQuery
 from ingress.routes_keys import NO_STORE, use_case_scope
 from schemas.config import (
     WebhookEndpoint,
@@ -33,7 +41,8 @@ from schemas.config import (
 from schemas.errors import InvalidRequest, NotFound
 from schemas.records import SmsStatus
 from schemas.settings import Settings
-from schemas.webhooks import ReplayOrder, url_problem
+from schemas.webhooks import DeliveryStatus, ReplayOrder, url_problem
+from store import DeliveryQuery, InvalidCursor
 
 log = logging.getLogger(__name__)
 router = APIRouter(
@@ -206,6 +215,37 @@ async def rotate_secret(endpoint_id: str, bridge: BridgeDep, config: ConfigDep) 
     rotated = endpoint.model_copy(update={"secrets": (sealed, *kept), "updated_at": now})
     await bridge.publish_config(rotated)
     return JSONResponse({**public(rotated), "secret": secret}, headers=NO_STORE)
+
+
+#: The fields of a delivery in the log, as the API shows them.
+DELIVERY_FIELDS = (
+    "event_id", "type", "status", "attempts", "last_status_code", "last_error", "response_head",
+    "next_attempt_at", "delivered_at", "created_at", "updated_at",
+)  # fmt: skip
+
+
+@router.get(
+    "/{endpoint_id}/deliveries", summary="List a webhook endpoint's deliveries",
+    responses=error_responses(404, 422),
+)  # fmt: skip
+async def list_deliveries(
+    endpoint_id: str,
+    config: ConfigDep,
+    store: StoreDep,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: CursorQuery = None,
+) -> Any:
+    """The endpoint's deliveries of the last 7 days, newest event first; follow
+    ``next_cursor`` for the next page."""
+    endpoint = _endpoint(config, endpoint_id)
+    query = DeliveryQuery(endpoint_id=endpoint.id, status=status, limit=limit, cursor=cursor)
+    try:
+        items, next_cursor = await store.list_deliveries(query)
+    except InvalidCursor:
+        raise InvalidRequest(UNKNOWN_CURSOR) from None
+    listed = [item.model_dump(mode="json", include=set(DELIVERY_FIELDS)) for item in items]
+    return {"items": listed, "next_cursor": next_cursor}
 
 
 @router.post(

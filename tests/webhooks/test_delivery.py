@@ -72,6 +72,22 @@ async def statuses_of(receiver: Receiver, record_id: str, last: str) -> list[dic
     return await wait_until_async(check, 30, f"{last} of {record_id} delivered")
 
 
+async def logged_delivery(
+    admin: httpx.AsyncClient, endpoint_id: str, event_id: str, status: str
+) -> dict[str, Any]:
+    """The delivery log's entry for ``event_id`` once it has ``status``."""
+
+    async def check() -> dict[str, Any] | None:
+        answer = await admin.get(
+            f"/v1/admin/webhook-endpoints/{endpoint_id}/deliveries", params={"status": status}
+        )
+        assert answer.status_code == 200, answer.text
+        found = [item for item in answer.json()["items"] if item["event_id"] == event_id]
+        return found[0] if found else None
+
+    return await wait_until_async(check, 30, f"{event_id} {status} in the delivery log")
+
+
 async def test_a_status_change_and_an_inbound_reply_are_delivered_signed(
     stack: Stack, receiver: Receiver
 ) -> None:
@@ -114,16 +130,21 @@ async def test_a_failed_attempt_is_retried_with_the_same_event_id(stack: Stack) 
     try:
         async with stack.admin() as admin, stack.client() as client:
             use_case = await create_use_case(admin)
-            await register(admin, receiver.url, events=["sms.status"], statuses=["pending"])
+            endpoint = await register(
+                admin, receiver.url, events=["sms.status"], statuses=["pending"]
+            )
             await in_force()
             answer = await send(client, use_case["id"], unique_number())
             record_id = answer.json()["id"]
             (created,) = await statuses_of(receiver, record_id, "pending")
-        event_id = webhook_event_id(WebhookEventType.STATUS, uuid.UUID(record_id), 1)
-        attempts = receiver.attempts_of(event_id)
-        assert [a.answered for a in attempts] == [500, 500, 200]
-        assert len({a.raw for a in attempts}) == 1, "every attempt sends the same body"
-        assert created["version"] == 1
+            event_id = webhook_event_id(WebhookEventType.STATUS, uuid.UUID(record_id), 1)
+            attempts = receiver.attempts_of(event_id)
+            assert [a.answered for a in attempts] == [500, 500, 200]
+            assert len({a.raw for a in attempts}) == 1, "every attempt sends the same body"
+            assert created["version"] == 1
+            logged = await logged_delivery(admin, endpoint["id"], event_id, "delivered")
+        assert (logged["attempts"], logged["last_status_code"]) == (3, 200)
+        assert logged["type"] == "sms.status" and logged["delivered_at"] is not None
     finally:
         await receiver.stop()
 
