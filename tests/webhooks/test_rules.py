@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -229,3 +232,17 @@ def test_a_deleted_endpoint_drops_its_lane() -> None:
     lane, _ = enqueue(None, v1, T0)
     gone = outcome(v1, False, T0).model_copy(update={"gone": True})
     assert record_outcome(lane, gone, CONTRACT) == (None, [])
+
+
+def test_the_receiver_helper_in_the_docs_accepts_our_signature() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    helper = namespace["verify"]
+    body = b'{"id":"evt_1","type":"sms.status"}'
+    header = sign(["whsec_old", "whsec_new"], int(time.time()), body)
+    assert helper(header, body, "whsec_new") and helper(header, body, "whsec_old")
+    assert not helper(header, body, "whsec_other")
+    assert not helper(header, body + b"x", "whsec_new")
+    assert not helper(sign(["whsec_new"], int(time.time()) - 600, body), body, "whsec_new")
