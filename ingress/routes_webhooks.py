@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from feeds.config import ConfigView
 from feeds.secret_box import SecretBox
+from ingress import examples
 from ingress.deps import (
     AdminKeyDep,
     BridgeDep,
@@ -29,7 +30,7 @@ from ingress.deps import (
     StoreDep,
     require_admin_key,
 )
-from ingress.docs import error_responses
+from ingress.docs import answers, body_example, error_responses
 from ingress.params import UNKNOWN_CURSOR, CursorQuery
 from ingress.routes_keys import NO_STORE, use_case_scope
 from schemas.config import (
@@ -114,7 +115,11 @@ def _endpoint(config: ConfigView, endpoint_id: str) -> WebhookEndpoint:
     return endpoint
 
 
-@router.post("", status_code=201, summary="Register a webhook endpoint")
+@router.post(
+    "", status_code=201, summary="Register a webhook endpoint",
+    responses={**answers(examples.WEBHOOK_ENDPOINT_CREATED, 201), **error_responses(403, 422)},
+    openapi_extra=body_example(examples.WEBHOOK_ENDPOINT_BODY),
+)  # fmt: skip
 async def create_endpoint(
     body: EndpointBody, caller: AdminKeyDep, bridge: BridgeDep, config: ConfigDep,
     settings: SettingsDep,
@@ -141,21 +146,29 @@ async def create_endpoint(
     return JSONResponse({**public(endpoint), "secret": secret}, status_code=201, headers=NO_STORE)
 
 
-@router.get("", summary="List the webhook endpoints")
+@router.get(
+    "", summary="List the webhook endpoints",
+    responses={**answers(examples.WEBHOOK_ENDPOINTS, 200), **error_responses(403)},
+)  # fmt: skip
 async def list_endpoints(config: ConfigDep) -> Any:
     """Every endpoint, oldest first, without secrets."""
     endpoints = sorted(config.webhook_endpoints.values(), key=lambda e: (e.created_at, str(e.id)))
     return {"items": [public(e) for e in endpoints]}
 
 
-@router.get("/{endpoint_id}", summary="Get a webhook endpoint", responses=error_responses(404))
+@router.get(
+    "/{endpoint_id}", summary="Get a webhook endpoint",
+    responses={**answers(examples.WEBHOOK_ENDPOINT, 200), **error_responses(403, 404)},
+)  # fmt: skip
 async def get_endpoint(endpoint_id: str, config: ConfigDep) -> Any:
     return public(_endpoint(config, endpoint_id))
 
 
 @router.patch(
-    "/{endpoint_id}", summary="Change a webhook endpoint", responses=error_responses(404, 422)
-)
+    "/{endpoint_id}", summary="Change a webhook endpoint",
+    responses={**answers(examples.WEBHOOK_ENDPOINT, 200), **error_responses(403, 404, 422)},
+    openapi_extra=body_example(examples.WEBHOOK_PATCH),
+)  # fmt: skip
 async def patch_endpoint(
     endpoint_id: str, body: EndpointPatch, bridge: BridgeDep, config: ConfigDep,
     settings: SettingsDep,
@@ -183,7 +196,7 @@ async def patch_endpoint(
 
 @router.delete(
     "/{endpoint_id}", status_code=204, summary="Delete a webhook endpoint",
-    responses=error_responses(404),
+    responses=error_responses(403, 404),
 )  # fmt: skip
 async def delete_endpoint(
     endpoint_id: str, caller: AdminKeyDep, bridge: BridgeDep, config: ConfigDep
@@ -200,7 +213,7 @@ async def delete_endpoint(
 
 @router.post(
     "/{endpoint_id}/rotate-secret", summary="Rotate a webhook endpoint's secret",
-    responses=error_responses(404),
+    responses={**answers(examples.WEBHOOK_ENDPOINT_CREATED, 200), **error_responses(403, 404)},
 )  # fmt: skip
 async def rotate_secret(endpoint_id: str, bridge: BridgeDep, config: ConfigDep) -> JSONResponse:
     """A new secret, shown only here; the one it replaces signs beside it for 24 hours."""
@@ -226,7 +239,7 @@ DELIVERY_FIELDS = (
 
 @router.get(
     "/{endpoint_id}/deliveries", summary="List a webhook endpoint's deliveries",
-    responses=error_responses(404, 422),
+    responses={**answers(examples.WEBHOOK_DELIVERIES, 200), **error_responses(403, 404, 422)},
 )  # fmt: skip
 async def list_deliveries(
     endpoint_id: str,
@@ -250,7 +263,8 @@ async def list_deliveries(
 
 @router.post(
     "/{endpoint_id}/replay", status_code=202, summary="Replay a webhook endpoint's events",
-    responses=error_responses(404, 422),
+    responses={**answers(examples.WEBHOOK_REPLAY, 202), **error_responses(403, 404, 422)},
+    openapi_extra=body_example(examples.WEBHOOK_REPLAY_BODY),
 )  # fmt: skip
 async def replay(endpoint_id: str, body: ReplayBody, bridge: BridgeDep, config: ConfigDep) -> Any:
     """Deliver again the latest version of every matching record changed since ``since``
