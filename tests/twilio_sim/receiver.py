@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -12,15 +13,17 @@ from multidict import MultiDict
 
 async def serve_posts(
     handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, str]:
-    """An aiohttp server on a free loopback port answering every POST with ``handle``; its
-    runner (to clean up) and base URL."""
+    """An aiohttp server on a free loopback port answering every POST with ``handle`` (over
+    TLS with ``ssl_context``); its runner (to clean up) and base URL."""
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+    scheme = "http" if ssl_context is None else "https"
+    return runner, f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ every delivery's signature and can fail the first attempts of each event."""
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +43,8 @@ class Receiver:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    async def start(self) -> Receiver:
-        self._runner, base = await serve_posts(self._handle)
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> Receiver:
+        self._runner, base = await serve_posts(self._handle, ssl_context)
         self.url = f"{base}/hooks"
         return self
 

@@ -1,6 +1,7 @@
-"""A worker killed (SIGKILL) while deliveries wait for a retry resumes them from its
-``rocksdb://`` lanes table: every version of every record reaches the receiver (at least
-once), none is lost."""
+"""A worker with ``rocksdb://`` tables and its own trusted CA: killed (SIGKILL) while
+deliveries wait for a retry, it resumes them from its lanes table (every version of every
+record reaches the receiver at least once, none is lost); it delivers over TLS to a receiver
+whose certificate that CA signed (``SSL_CERT_FILE``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.harness import Stack
 from tests.integration.test_send import send
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.test_delivery import SETTINGS, in_force, register, statuses_of
+from tests.webhooks.tls import Certificates, make_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +29,26 @@ pytestmark = pytest.mark.integration
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root: Path = tmp_path_factory.mktemp("webhooks-crash")
     settings = {**SETTINGS, "table_store": "rocksdb://", "webhook_retry_every_seconds": "2"}
-    with Stack(root, kafka_bootstrap, **settings).running() as running:
+    made = Stack(root, kafka_bootstrap, **settings)
+    made.worker.env["SSL_CERT_FILE"] = str(make_certificates(root).ca_file)
+    with made.running() as running:
         yield running
+
+
+async def test_deliveries_go_over_tls_to_a_receiver_the_worker_trusts(stack: Stack) -> None:
+    certificates = Certificates(*(stack.root / name for name in ("ca.pem", "cert.pem", "key.pem")))
+    receiver = await Receiver().start(certificates.server_context())
+    try:
+        assert receiver.url.startswith("https://")
+        async with stack.admin() as admin, stack.client() as client:
+            use_case = await create_use_case(admin)
+            endpoint = await register(admin, receiver.url, events=["sms.status"])
+            await in_force()
+            record_id = (await send(client, use_case["id"], unique_number())).json()["id"]
+            await statuses_of(receiver, record_id, "pending")
+        assert all(d.signed_by(endpoint["secret"]) for d in receiver.received)
+    finally:
+        await receiver.stop()
 
 
 async def versions_on_topic(stack: Stack, record_ids: list[str]) -> dict[str, set[int]]:
