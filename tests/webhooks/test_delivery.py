@@ -271,3 +271,27 @@ async def test_patch_list_and_delete(stack: Stack) -> None:
         assert (await admin.delete(path)).status_code == 204
         assert (await admin.get(path)).status_code == 404
         assert (await admin.delete(path)).status_code == 404
+
+
+async def test_a_deleted_endpoint_gets_nothing_more(stack: Stack) -> None:
+    dead = await Receiver(always=503).start()
+    try:
+        async with stack.admin() as admin, stack.client() as client:
+            use_case = await create_use_case(admin)
+            endpoint = await register(admin, dead.url, events=["sms.status"])
+            await in_force()
+            await send(client, use_case["id"], unique_number())
+
+            async def retried() -> bool:
+                return len(dead.received) >= 2
+
+            await wait_until_async(retried, 30, "the dead endpoint retried")
+            path = f"/v1/admin/webhook-endpoints/{endpoint['id']}"
+            assert (await admin.delete(path)).status_code == 204
+            await in_force()
+            after = len(dead.received)
+            # Its retries came every second or so: three seconds without one means they stopped.
+            await asyncio.sleep(3)
+            assert len(dead.received) == after
+    finally:
+        await dead.stop()
