@@ -197,6 +197,12 @@ class Settings(BaseSettings):
         description="A webhook delivery is failed once its next retry would come later than "
         "this after the event (72 h).",
     )
+    webhook_disable_after_seconds: float = Field(
+        259200.0,
+        gt=0,
+        description="A webhook endpoint whose attempts have all failed for this long (72 h) "
+        "is disabled (logged, counted); PATCH it with enabled=true once it is fixed.",
+    )
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long a webhook receiver has to answer one attempt."
     )

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from feeds.secret_box import SecretBox
-from schemas.config import WebhookEventType
+from schemas.config import ConfigChange, WebhookEndpoint, WebhookEventType, config_key
 from schemas.topics import Codec, Topics
 from schemas.webhooks import DeliveryLogEntry, LaneEnqueue, LaneOutcome
 from streams.webhooks import metrics
@@ -66,16 +66,38 @@ class WebhookAgents:
         self.client = WebhookClient(
             timeout_s=settings.webhook_timeout_seconds, allow_private=allow_private
         )
+        self.config_topic = worker.topic(Topics.CONFIG.base_name)
         self.dispatcher = Dispatcher(
             worker.config, SecretBox(settings.secret_keys), self.client, self.publish_lane,
+            self.disable_endpoint,
             max_per_endpoint=settings.webhook_max_in_flight_per_endpoint,
             timeout_s=settings.webhook_timeout_seconds,
+            disable_after=timedelta(seconds=settings.webhook_disable_after_seconds),
         )  # fmt: skip
         self.replayer = Replayer(settings, worker.config, self.publish_lane)
         self.dispatch_every_s = settings.webhook_dispatch_interval_seconds
+        self.disable_after_s = settings.webhook_disable_after_seconds
 
     async def publish_lane(self, key: bytes, message: LaneEnqueue | LaneOutcome) -> None:
         await self.lanes_topic.send(key=key, value=LANE_MESSAGES.encode(message))
+
+    async def disable_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Disable an endpoint that has only failed for the configured time (72 h)."""
+        current = self.config.webhook_endpoints.get(endpoint.id)
+        if current is None or not current.enabled:
+            return
+        disabled = current.model_copy(update={"enabled": False, "updated_at": datetime.now(UTC)})
+        await self.config_topic.send(
+            key=config_key(disabled).encode(),
+            value=Topics.CONFIG.codec.encode(ConfigChange(entity=disabled)),
+            partition=0,
+        )
+        metrics.DISABLED.inc()
+        log.warning(
+            "webhook endpoint %s disabled: every attempt has failed for %.0f hours; PATCH it "
+            "with enabled=true once it answers", endpoint.id,
+            self.disable_after_s / 3600, extra={"endpoint_id": str(endpoint.id)},
+        )  # fmt: skip
 
     async def route_events(self, stream: Any) -> None:
         """Each event of ``sms.status`` and ``sms.inbound`` into the lanes of the endpoints

@@ -16,19 +16,21 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feeds.config import ConfigView
 from feeds.secret_box import SecretBox, Undecryptable
 from schemas.config import WebhookEndpoint
 from schemas.webhook_signature import sign
 from schemas.webhooks import LaneOutcome
+from streams.webhooks.health import FailureWatch
 from streams.webhooks.http import AttemptResult, WebhookClient
 from streams.webhooks.lanes import Lane
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[bytes, LaneOutcome], Awaitable[None]]
+Disable = Callable[[WebhookEndpoint], Awaitable[None]]
 #: An in-flight mark older than this (seconds past the timeout) is forgotten: its outcome
 #: was lost (a rebalance took the partition away and gave it back).
 STALE_AFTER_S = 60.0
@@ -52,11 +54,14 @@ class Dispatcher:
         box: SecretBox,
         client: WebhookClient,
         publish: Publish,
+        disable: Disable,
         *,
         max_per_endpoint: int,
         timeout_s: float,
+        disable_after: timedelta,
     ) -> None:
         self._config, self._box, self._client, self._publish = config, box, client, publish
+        self._disable, self._watch = disable, FailureWatch(disable_after)
         self._max_per_endpoint = max_per_endpoint
         self._stale_s = timeout_s + STALE_AFTER_S
         #: Lane key → (head event id, monotonic start) of attempts not yet applied.
@@ -102,6 +107,12 @@ class Dispatcher:
         try:
             outcome = await self._outcome(lane, endpoint)
             await self._publish(key, outcome)
+            if (
+                endpoint is not None
+                and not outcome.gone
+                and self._watch.note(endpoint.id, outcome.ok, outcome.at)
+            ):
+                await self._disable(endpoint)
         except Exception:
             log.exception("webhook attempt on lane %s failed unexpectedly", key.decode())
             self._in_flight.pop(key, None)

@@ -21,6 +21,10 @@ DELIVERIES = Counter(
     "Webhook deliveries finished, by result: delivered, or failed (retries exhausted).",
     ["result"],
 )
+DISABLED = Counter(
+    "smslane_webhook_endpoints_disabled",
+    "Webhook endpoints disabled because every attempt failed for 72 hours.",
+)
 OLDEST_PENDING = Gauge(
     "smslane_webhook_oldest_pending_seconds",
     "Age of the oldest event waiting for delivery, per endpoint (this worker's lanes).",

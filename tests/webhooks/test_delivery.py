@@ -32,12 +32,14 @@ SETTINGS = {
     "webhook_retry_every_seconds": "1",
     "webhook_dispatch_interval_seconds": "0.2",
 }
+#: This module's stack disables an endpoint after 4 s of failures (72 h in production).
+DISABLE_AFTER = {"webhook_disable_after_seconds": "4"}
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root: Path = tmp_path_factory.mktemp("webhooks")
-    with Stack(root, kafka_bootstrap, **SETTINGS).running() as running:
+    with Stack(root, kafka_bootstrap, **SETTINGS, **DISABLE_AFTER).running() as running:
         yield running
 
 
@@ -293,5 +295,25 @@ async def test_a_deleted_endpoint_gets_nothing_more(stack: Stack) -> None:
             # Its retries came every second or so: three seconds without one means they stopped.
             await asyncio.sleep(3)
             assert len(dead.received) == after
+    finally:
+        await dead.stop()
+
+
+async def test_an_endpoint_that_only_fails_is_disabled(stack: Stack) -> None:
+    dead = await Receiver(always=503).start()
+    try:
+        async with stack.admin() as admin, stack.client() as client:
+            use_case = await create_use_case(admin)
+            endpoint = await register(admin, dead.url, events=["sms.status"])
+            await in_force()
+            await send(client, use_case["id"], unique_number())
+            path = f"/v1/admin/webhook-endpoints/{endpoint['id']}"
+
+            async def disabled() -> bool:
+                answer = await admin.get(path)
+                return answer.json()["enabled"] is False
+
+            await wait_until_async(disabled, 30, "the failing endpoint disabled")
+        assert len(dead.received) >= 2 and not dead.events()
     finally:
         await dead.stop()

@@ -21,6 +21,7 @@ from schemas.webhooks import (
     url_problem,
     webhook_event_id,
 )
+from streams.webhooks.health import FailureWatch
 from streams.webhooks.lanes import RetryPolicy, enqueue, record_outcome
 from streams.webhooks.routing import Event, lane_orders, read_event, wants
 
@@ -246,3 +247,16 @@ def test_the_receiver_helper_in_the_docs_accepts_our_signature() -> None:
     assert not helper(header, body, "whsec_other")
     assert not helper(header, body + b"x", "whsec_new")
     assert not helper(sign(["whsec_new"], int(time.time()) - 600, body), body, "whsec_new")
+
+
+def test_an_endpoint_is_disabled_after_failing_without_a_success_for_the_whole_time() -> None:
+    watch = FailureWatch(timedelta(hours=72))
+    endpoint, other = uuid.uuid4(), uuid.uuid4()
+    assert not watch.note(endpoint, False, T0)
+    assert not watch.note(other, False, T0 + timedelta(hours=1))
+    assert not watch.note(endpoint, False, T0 + timedelta(hours=71))
+    assert not watch.note(endpoint, True, T0 + timedelta(hours=71, minutes=1)), "a success"
+    assert not watch.note(endpoint, False, T0 + timedelta(hours=72)), "failing anew"
+    assert watch.note(other, False, T0 + timedelta(hours=73))
+    assert not watch.note(other, False, T0 + timedelta(hours=73, seconds=1)), "said once"
+    assert watch.note(endpoint, False, T0 + timedelta(hours=144))
