@@ -131,13 +131,14 @@ class WebhookAgents:
             new, entries = enqueue(lane, message, datetime.now(UTC))
         else:
             new, entries = record_outcome(lane, message, self.policy)
-            self.dispatcher.settled(key, message.event_id)
             metrics.count_outcome(message, entries)
         if new is None:
             if stored is not None:
                 del self.table[key]
         elif new != lane:
             self.table[key] = LANES.encode(new)
+        if isinstance(message, LaneOutcome):
+            self.dispatcher.settled(key, message.event_id)  # after the table moved on
         for entry in entries:
             await self.publish_delivery(entry)
 

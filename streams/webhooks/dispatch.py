@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +34,8 @@ Disable = Callable[[WebhookEndpoint], Awaitable[None]]
 #: An in-flight mark older than this (seconds past the timeout) is forgotten: its outcome
 #: was lost (a rebalance took the partition away and gave it back).
 STALE_AFTER_S = 60.0
+#: Due lanes of one endpoint kept from a snapshot, at most (the rest wait for the next one).
+MAX_CANDIDATES = 1000
 
 
 def secrets_in_force(endpoint: WebhookEndpoint, box: SecretBox, now: datetime) -> list[str]:
@@ -68,27 +70,49 @@ class Dispatcher:
         self._in_flight: dict[bytes, tuple[str, float]] = {}
         self._running: Counter[uuid.UUID] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Due lanes of the last snapshot not started yet, per endpoint.
+        self._candidates: dict[uuid.UUID, deque[tuple[bytes, Lane]]] = {}
+        #: Lanes whose outcome was applied since the last snapshot (their head moved on).
+        self._settled_since: set[bytes] = set()
 
     def start_due(self, lanes: Iterable[tuple[bytes, Lane]], now: datetime) -> int:
-        """Start an attempt at each due lane with a free slot; how many were started."""
-        started = 0
+        """Take the due lanes of a snapshot of the table as each endpoint's candidates and
+        start as many as its free slots allow; how many were started. As each attempt ends,
+        the next candidate of its endpoint starts, so an endpoint's pace is its receiver's,
+        not this call's interval."""
+        candidates: defaultdict[uuid.UUID, deque[tuple[bytes, Lane]]] = defaultdict(deque)
         for key, lane in lanes:
-            if lane.next_attempt_at > now or self._busy(key, lane):
-                continue
-            endpoint = self._config.webhook_endpoints.get(lane.endpoint_id)
+            waiting = candidates[lane.endpoint_id]
+            if (
+                lane.next_attempt_at <= now
+                and len(waiting) < MAX_CANDIDATES
+                and not self._in_flight_at(key, lane)
+            ):
+                waiting.append((key, lane))
+        self._candidates, self._settled_since = candidates, set()
+        return sum(self._fill(endpoint_id) for endpoint_id in list(candidates))
+
+    def _fill(self, endpoint_id: uuid.UUID) -> int:
+        """Start candidates of ``endpoint_id`` while it has free slots."""
+        waiting = self._candidates.get(endpoint_id)
+        started = 0
+        while waiting and self._running[endpoint_id] < self._max_per_endpoint:
+            key, lane = waiting.popleft()
+            if key in self._settled_since or self._in_flight_at(key, lane):
+                continue  # its head moved since the snapshot: the next snapshot has it
+            endpoint = self._config.webhook_endpoints.get(endpoint_id)
             if endpoint is not None and not endpoint.enabled:
-                continue  # its events wait until it is enabled again
+                return started  # its events wait until it is enabled again
             self._in_flight[key] = (lane.head.event_id, time.monotonic())
-            self._running[lane.endpoint_id] += 1
+            self._running[endpoint_id] += 1
             task = asyncio.create_task(self._attempt(key, lane, endpoint))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             started += 1
         return started
 
-    def _busy(self, key: bytes, lane: Lane) -> bool:
-        if self._running[lane.endpoint_id] >= self._max_per_endpoint:
-            return True
+    def _in_flight_at(self, key: bytes, lane: Lane) -> bool:
+        """Whether an attempt at this lane's head is under way (or its outcome not applied)."""
         mark = self._in_flight.get(key)
         if mark is None:
             return False
@@ -102,6 +126,7 @@ class Dispatcher:
         mark = self._in_flight.get(key)
         if mark is not None and mark[0] == event_id:
             del self._in_flight[key]
+        self._settled_since.add(key)
 
     async def _attempt(self, key: bytes, lane: Lane, endpoint: WebhookEndpoint | None) -> None:
         try:
@@ -118,6 +143,7 @@ class Dispatcher:
             self._in_flight.pop(key, None)
         finally:
             self._running[lane.endpoint_id] -= 1
+            self._fill(lane.endpoint_id)
 
     async def _outcome(self, lane: Lane, endpoint: WebhookEndpoint | None) -> LaneOutcome:
         head = lane.head
