@@ -275,7 +275,10 @@ async def test_patch_list_and_delete(stack: Stack) -> None:
         assert (await admin.delete(path)).status_code == 404
 
 
-async def test_a_deleted_endpoint_gets_nothing_more(stack: Stack) -> None:
+@pytest.fixture
+async def dead_endpoint(stack: Stack) -> AsyncIterator[tuple[Receiver, str]]:
+    """An endpoint whose receiver answers 503 to everything, with an event sent to it: the
+    receiver and the endpoint's path."""
     dead = await Receiver(always=503).start()
     try:
         async with stack.admin() as admin, stack.client() as client:
@@ -283,37 +286,38 @@ async def test_a_deleted_endpoint_gets_nothing_more(stack: Stack) -> None:
             endpoint = await register(admin, dead.url, events=["sms.status"])
             await in_force()
             await send(client, use_case["id"], unique_number())
-
-            async def retried() -> bool:
-                return len(dead.received) >= 2
-
-            await wait_until_async(retried, 30, "the dead endpoint retried")
-            path = f"/v1/admin/webhook-endpoints/{endpoint['id']}"
-            assert (await admin.delete(path)).status_code == 204
-            await in_force()
-            after = len(dead.received)
-            # Its retries came every second or so: three seconds without one means they stopped.
-            await asyncio.sleep(3)
-            assert len(dead.received) == after
+        yield dead, f"/v1/admin/webhook-endpoints/{endpoint['id']}"
     finally:
         await dead.stop()
 
 
-async def test_an_endpoint_that_only_fails_is_disabled(stack: Stack) -> None:
-    dead = await Receiver(always=503).start()
-    try:
-        async with stack.admin() as admin, stack.client() as client:
-            use_case = await create_use_case(admin)
-            endpoint = await register(admin, dead.url, events=["sms.status"])
-            await in_force()
-            await send(client, use_case["id"], unique_number())
-            path = f"/v1/admin/webhook-endpoints/{endpoint['id']}"
+async def test_a_deleted_endpoint_gets_nothing_more(
+    stack: Stack, dead_endpoint: tuple[Receiver, str]
+) -> None:
+    dead, path = dead_endpoint
 
-            async def disabled() -> bool:
-                answer = await admin.get(path)
-                return answer.json()["enabled"] is False
+    async def retried() -> bool:
+        return len(dead.received) >= 2
 
-            await wait_until_async(disabled, 30, "the failing endpoint disabled")
-        assert len(dead.received) >= 2 and not dead.events()
-    finally:
-        await dead.stop()
+    await wait_until_async(retried, 30, "the dead endpoint retried")
+    async with stack.admin() as admin:
+        assert (await admin.delete(path)).status_code == 204
+    await in_force()
+    after = len(dead.received)
+    # Its retries came every second or so: three seconds without one means they stopped.
+    await asyncio.sleep(3)
+    assert len(dead.received) == after
+
+
+async def test_an_endpoint_that_only_fails_is_disabled(
+    stack: Stack, dead_endpoint: tuple[Receiver, str]
+) -> None:
+    dead, path = dead_endpoint
+    async with stack.admin() as admin:
+
+        async def disabled() -> bool:
+            answer = await admin.get(path)
+            return answer.json()["enabled"] is False
+
+        await wait_until_async(disabled, 30, "the failing endpoint disabled")
+    assert len(dead.received) >= 2 and not dead.events()
