@@ -26,6 +26,7 @@ from schemas.webhooks import DeliveryLogEntry, LaneEnqueue, LaneOutcome
 from streams.webhooks import metrics
 from streams.webhooks.dispatch import Dispatcher
 from streams.webhooks.http import WebhookClient
+from streams.webhooks.index import LaneIndex
 from streams.webhooks.lanes import Lane, RetryPolicy, enqueue, record_outcome
 from streams.webhooks.replay import Replayer
 from streams.webhooks.routing import lane_orders, read_event
@@ -57,6 +58,7 @@ class WebhookAgents:
         self.lanes_topic = worker.topic(Topics.WEBHOOK_LANES.base_name)
         self.deliveries_topic = worker.topic(Topics.WEBHOOK_DELIVERIES.base_name)
         self.replays_topic = worker.topic(Topics.WEBHOOK_REPLAYS.base_name)
+        self.index = LaneIndex()
         self.table = app.Table(
             "webhook_lanes", key_type=bytes, value_type=bytes,
             partitions=settings.topic_partitions,
@@ -69,7 +71,7 @@ class WebhookAgents:
         self.config_topic = worker.topic(Topics.CONFIG.base_name)
         self.dispatcher = Dispatcher(
             worker.config, SecretBox(settings.secret_keys), self.client, self.publish_lane,
-            self.disable_endpoint,
+            self.disable_endpoint, self.load_lane,
             max_per_endpoint=settings.webhook_max_in_flight_per_endpoint,
             timeout_s=settings.webhook_timeout_seconds,
             disable_after=timedelta(seconds=settings.webhook_disable_after_seconds),
@@ -137,6 +139,7 @@ class WebhookAgents:
                 del self.table[key]
         elif new != lane:
             self.table[key] = LANES.encode(new)
+        self.index.put(key, new)
         if isinstance(message, LaneOutcome):
             self.dispatcher.settled(key, message.event_id)  # after the table moved on
         for entry in entries:
@@ -146,17 +149,23 @@ class WebhookAgents:
         await self.deliveries_topic.send(key=entry.key().encode(), value=DELIVERIES.encode(entry))
 
     def lanes(self) -> Iterator[tuple[bytes, Lane]]:
-        """Every lane this worker holds (a snapshot read, for the timer)."""
+        """Every lane this worker holds (a scan of the table, to rebuild the index)."""
         for key, value in list(self.table.items()):
             yield key, LANES.decode(value)
+
+    def load_lane(self, key: bytes) -> Lane | None:
+        stored = self.table.get(key)
+        return None if stored is None else LANES.decode(stored)
 
     async def dispatch_due(self) -> None:
         if not self.config.caught_up.is_set():
             return
+        generation = self.app.consumer_generation_id
+        if self.index.stale(generation):
+            self.index.rebuild(self.lanes(), generation)
         now = datetime.now(UTC)
-        lanes = list(self.lanes())
-        self.dispatcher.start_due(lanes, now)
-        metrics.observe_pending(lanes, now)
+        self.dispatcher.start_due(self.index.due(now))
+        metrics.observe_pending(self.index.entries.values(), now)
 
     async def replay(self, stream: Any) -> None:
         """Each replay order: the matching events read again into the lanes."""

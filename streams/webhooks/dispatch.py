@@ -31,10 +31,12 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[bytes, LaneOutcome], Awaitable[None]]
 Disable = Callable[[WebhookEndpoint], Awaitable[None]]
+#: Reads a lane from the table (None: there is none).
+Load = Callable[[bytes], Lane | None]
 #: An in-flight mark older than this (seconds past the timeout) is forgotten: its outcome
 #: was lost (a rebalance took the partition away and gave it back).
 STALE_AFTER_S = 60.0
-#: Due lanes of one endpoint kept from a snapshot, at most (the rest wait for the next one).
+#: Due lanes of one endpoint kept as candidates, at most (the rest wait for the next tick).
 MAX_CANDIDATES = 1000
 
 
@@ -57,6 +59,7 @@ class Dispatcher:
         client: WebhookClient,
         publish: Publish,
         disable: Disable,
+        load: Load,
         *,
         max_per_endpoint: int,
         timeout_s: float,
@@ -64,32 +67,29 @@ class Dispatcher:
     ) -> None:
         self._config, self._box, self._client, self._publish = config, box, client, publish
         self._disable, self._watch = disable, FailureWatch(disable_after)
+        self._load = load
         self._max_per_endpoint = max_per_endpoint
         self._stale_s = timeout_s + STALE_AFTER_S
         #: Lane key → (head event id, monotonic start) of attempts not yet applied.
         self._in_flight: dict[bytes, tuple[str, float]] = {}
         self._running: Counter[uuid.UUID] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Due lanes of the last snapshot not started yet, per endpoint.
-        self._candidates: dict[uuid.UUID, deque[tuple[bytes, Lane]]] = {}
-        #: Lanes whose outcome was applied since the last snapshot (their head moved on).
-        self._settled_since: set[bytes] = set()
+        #: Keys of due lanes not started yet, per endpoint.
+        self._candidates: dict[uuid.UUID, deque[bytes]] = {}
 
-    def start_due(self, lanes: Iterable[tuple[bytes, Lane]], now: datetime) -> int:
-        """Take the due lanes of a snapshot of the table as each endpoint's candidates and
-        start as many as its free slots allow; how many were started. As each attempt ends,
-        the next candidate of its endpoint starts, so an endpoint's pace is its receiver's,
-        not this call's interval."""
-        candidates: defaultdict[uuid.UUID, deque[tuple[bytes, Lane]]] = defaultdict(deque)
-        for key, lane in lanes:
-            waiting = candidates[lane.endpoint_id]
-            if (
-                lane.next_attempt_at <= now
-                and len(waiting) < MAX_CANDIDATES
-                and not self._in_flight_at(key, lane)
-            ):
-                waiting.append((key, lane))
-        self._candidates, self._settled_since = candidates, set()
+    def start_due(self, due: Iterable[tuple[bytes, uuid.UUID]]) -> int:
+        """Take the lanes due (key, endpoint) as each endpoint's candidates and start as many
+        as its free slots allow; how many were started. As each attempt ends, the next
+        candidate of its endpoint starts, so an endpoint's pace is its receiver's, not this
+        call's interval. A candidate's lane is read from the table when it starts."""
+        candidates: defaultdict[uuid.UUID, deque[bytes]] = defaultdict(deque)
+        for key, endpoint_id in due:
+            waiting = candidates[endpoint_id]
+            mark = self._in_flight.get(key)
+            fresh_mark = mark is not None and time.monotonic() - mark[1] < self._stale_s
+            if len(waiting) < MAX_CANDIDATES and not fresh_mark:
+                waiting.append(key)
+        self._candidates = candidates
         return sum(self._fill(endpoint_id) for endpoint_id in list(candidates))
 
     def _fill(self, endpoint_id: uuid.UUID) -> int:
@@ -97,12 +97,15 @@ class Dispatcher:
         waiting = self._candidates.get(endpoint_id)
         started = 0
         while waiting and self._running[endpoint_id] < self._max_per_endpoint:
-            key, lane = waiting.popleft()
-            if key in self._settled_since or self._in_flight_at(key, lane):
-                continue  # its head moved since the snapshot: the next snapshot has it
             endpoint = self._config.webhook_endpoints.get(endpoint_id)
             if endpoint is not None and not endpoint.enabled:
                 return started  # its events wait until it is enabled again
+            key = waiting.popleft()
+            lane = self._load(key)
+            if lane is None or lane.next_attempt_at > datetime.now(UTC):
+                continue  # delivered or rescheduled since the index said it was due
+            if self._in_flight_at(key, lane):
+                continue
             self._in_flight[key] = (lane.head.event_id, time.monotonic())
             self._running[endpoint_id] += 1
             task = asyncio.create_task(self._attempt(key, lane, endpoint))
@@ -126,7 +129,6 @@ class Dispatcher:
         mark = self._in_flight.get(key)
         if mark is not None and mark[0] == event_id:
             del self._in_flight[key]
-        self._settled_since.add(key)
 
     async def _attempt(self, key: bytes, lane: Lane, endpoint: WebhookEndpoint | None) -> None:
         try:

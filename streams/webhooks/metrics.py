@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge
 
 from schemas.webhooks import DeliveryLogEntry, DeliveryStatus, LaneOutcome
-from streams.webhooks.lanes import Lane
+from streams.webhooks.index import DueEntry
 
 ATTEMPTS = Counter(
     "smslane_webhook_attempts",
@@ -47,13 +47,13 @@ def count_outcome(outcome: LaneOutcome, entries: Sequence[DeliveryLogEntry]) -> 
             DELIVERIES.labels(entry.status.value).inc()
 
 
-def observe_pending(lanes: Sequence[tuple[bytes, Lane]], now: datetime) -> None:
-    """Set the per-endpoint gauges from a snapshot of the lanes."""
+def observe_pending(lanes: Iterable[DueEntry], now: datetime) -> None:
+    """Set the per-endpoint gauges from the worker's lane index."""
     oldest: dict[str, float] = {}
     count: dict[str, int] = {}
-    for _, lane in lanes:
+    for lane in lanes:
         endpoint = str(lane.endpoint_id)
-        age = max(0.0, (now - lane.head.created_at).total_seconds())
+        age = max(0.0, (now - lane.head_created_at).total_seconds())
         oldest[endpoint] = max(oldest.get(endpoint, 0.0), age)
         count[endpoint] = count.get(endpoint, 0) + 1
     for gauge, values in ((OLDEST_PENDING, oldest), (PENDING, count)):

@@ -13,6 +13,7 @@ from schemas.config import WebhookSecret
 from schemas.webhooks import LaneOutcome
 from streams.webhooks.dispatch import Dispatcher
 from streams.webhooks.http import AttemptResult
+from streams.webhooks.index import LaneIndex
 from streams.webhooks.lanes import Lane, enqueue
 from tests.webhooks.test_rules import endpoint, orders
 
@@ -39,8 +40,11 @@ class Harness:
         self.box = SecretBox([new_key()])
         self.config = ConfigView(self.box)
         self.outcomes: list[tuple[bytes, LaneOutcome]] = []
+        #: The lanes table.
+        self.table: dict[bytes, Lane] = {}
         self.dispatcher = Dispatcher(
             self.config, self.box, client, self.publish, self.disable,  # type: ignore[arg-type]
+            self.table.get,
             max_per_endpoint=max_per_endpoint, timeout_s=1.0, disable_after=timedelta(hours=72),
         )  # fmt: skip
 
@@ -55,13 +59,15 @@ class Harness:
         self.config.webhook_endpoints[made.id] = made
         return made.id
 
-    @staticmethod
-    def lanes(endpoint_id: uuid.UUID, count: int) -> list[tuple[bytes, Lane]]:
+    def lanes(self, endpoint_id: uuid.UUID, count: int) -> list[tuple[bytes, uuid.UUID]]:
+        """``count`` lanes of ``endpoint_id`` due now, put in the table; their index entries."""
         found = []
         for n, order in enumerate(orders([1] * count)):
             lane, _ = enqueue(None, order.model_copy(update={"endpoint_id": endpoint_id}), NOW)
             assert lane is not None
-            found.append((f"{endpoint_id}:{n}".encode(), lane))
+            key = f"{endpoint_id}:{n}".encode()
+            self.table[key] = lane
+            found.append((key, endpoint_id))
         return found
 
 
@@ -76,7 +82,7 @@ async def test_each_endpoint_has_its_own_slots() -> None:
     dead = harness.endpoint(url="https://dead.example/x")
     live = harness.endpoint(url="https://live.example/x")
     lanes = harness.lanes(dead, 5) + harness.lanes(live, 1)
-    assert harness.dispatcher.start_due(lanes, NOW) == 3
+    assert harness.dispatcher.start_due(lanes) == 3
     await settle()
     assert sorted(client.posted) == ["https://dead.example/x"] * 2 + ["https://live.example/x"]
     client.release.set()
@@ -89,13 +95,16 @@ async def test_a_head_in_flight_is_not_attempted_again_until_its_outcome_is_appl
     client = FakeClient()
     harness = Harness(client)
     target = harness.endpoint()
-    ((key, lane),) = harness.lanes(target, 1)
-    harness.dispatcher.start_due([(key, lane)], NOW)
+    due = harness.lanes(target, 1)
+    ((key, _),) = due
+    harness.dispatcher.start_due(due)
     await settle()
     assert len(harness.outcomes) == 1
-    assert harness.dispatcher.start_due([(key, lane)], NOW) == 0, "outcome not applied yet"
-    harness.dispatcher.settled(key, lane.head.event_id)
-    assert harness.dispatcher.start_due([(key, lane)], NOW) == 1, "applied: a new snapshot"
+    assert harness.dispatcher.start_due(due) == 0, "outcome not applied yet"
+    harness.dispatcher.settled(key, harness.table[key].head.event_id)
+    del harness.table[key]  # delivered: the agent removed the lane
+    assert harness.dispatcher.start_due(due) == 0, "the index was behind: nothing to do"
+    assert harness.dispatcher.start_due(harness.lanes(target, 1)) == 1
     await harness.dispatcher.close()
 
 
@@ -103,13 +112,32 @@ async def test_not_due_disabled_and_deleted_endpoints() -> None:
     client = FakeClient()
     harness = Harness(client)
     disabled = harness.endpoint(enabled=False)
-    ((later_key, later),) = harness.lanes(harness.endpoint(), 1)
-    later = later.model_copy(update={"next_attempt_at": NOW + timedelta(seconds=5)})
-    waiting = [*harness.lanes(disabled, 1), (later_key, later)]
-    assert harness.dispatcher.start_due(waiting, NOW) == 0
+    later = harness.lanes(harness.endpoint(), 1)
+    ((later_key, _),) = later
+    harness.table[later_key] = harness.table[later_key].model_copy(
+        update={"next_attempt_at": datetime.now(UTC) + timedelta(hours=1)}
+    )
+    assert harness.dispatcher.start_due([*harness.lanes(disabled, 1), *later]) == 0
     gone = harness.lanes(uuid.uuid4(), 1)
-    assert harness.dispatcher.start_due(gone, NOW) == 1
+    assert harness.dispatcher.start_due(gone) == 1
     await settle()
     ((_, outcome),) = harness.outcomes
     assert outcome.gone and client.posted == []
     await harness.dispatcher.close()
+
+
+def test_the_lane_index_follows_the_writes_and_is_rebuilt_after_a_rebalance() -> None:
+    harness = Harness(FakeClient())
+    target = harness.endpoint()
+    due = harness.lanes(target, 2)
+    (first, _), (second, _) = due
+    index = LaneIndex()
+    assert index.stale(generation=1)
+    index.rebuild(harness.table.items(), generation=1)
+    assert not index.stale(generation=1) and index.stale(generation=2)
+    assert sorted(index.due(NOW)) == sorted(due)
+    later = harness.table[first].model_copy(update={"next_attempt_at": NOW + timedelta(hours=1)})
+    index.put(first, later)
+    index.put(second, None)
+    assert index.due(NOW) == [] and list(index.entries) == [first]
+    assert index.due(NOW + timedelta(hours=1)) == [(first, target)]
