@@ -1,10 +1,10 @@
 """The configuration every process works from, read from the compacted config topic.
 
 The admin API writes one record per entity (subaccount, brand, use case, sender number,
-opt-out, API key) to a compacted topic with one partition. Every process that needs the
-configuration (each ingress, each worker) runs a :class:`ConfigFeed`: it reads that topic
-from its first offset at every start into a :class:`ConfigView`, counts as *caught up* once
-it has read to the end offset the broker gave at start, and then follows new records.
+opt-out, API key, webhook endpoint) to a compacted topic with one partition. Every process
+that needs the configuration (each ingress, each worker) runs a :class:`ConfigFeed`: it reads
+that topic from its first offset at every start into a :class:`ConfigView`, counts as *caught
+up* once it has read to the end offset the broker gave at start, and then follows new records.
 Nothing is kept on disk, so a restarted process is complete again as soon as it has read the
 topic; no callback of a Faust table is involved (a GlobalTable replays nothing on a restart
 with persisted offsets).
@@ -44,6 +44,7 @@ from schemas.config import (
     SenderNumber,
     Subaccount,
     UseCase,
+    WebhookEndpoint,
     parse_opt_out_key,
 )
 from schemas.settings import Settings
@@ -72,6 +73,8 @@ class ConfigView:
         #: Use case → number → source → opt-out (one number may have one of each source).
         self.opt_outs: defaultdict[UUID, dict[str, dict[OptOutSource, OptOut]]] = defaultdict(dict)
         self.api_keys = ApiKeyIndex()
+        #: Webhook endpoints by id, their secrets sealed.
+        self.webhook_endpoints: dict[UUID, WebhookEndpoint] = {}
         self.applied_offset = -1
         #: ``time.monotonic()`` of the last moment the view held the whole topic (None: never).
         self.confirmed_at: float | None = None
@@ -109,6 +112,8 @@ class ConfigView:
                 numbers.setdefault(entity.phone_number, {})[entity.source] = entity
             case ApiKey():
                 self.api_keys.put(entity)
+            case WebhookEndpoint():
+                self.webhook_endpoints[entity.id] = entity
 
     def _apply_subaccount(self, sealed: SealedSubaccount) -> None:
         sid = sealed.account_sid
@@ -167,6 +172,9 @@ class ConfigView:
             self.brands.pop(rest, None)
         elif kind == "api_key":
             self.api_keys.remove_named(rest)
+        elif kind == "webhook_endpoint":
+            with contextlib.suppress(ValueError):
+                self.webhook_endpoints.pop(UUID(rest), None)
 
     def confirmed_within(self, seconds: float) -> bool:
         """Whether, less than ``seconds`` ago, the view held every record the topic had."""

@@ -19,6 +19,7 @@ from ingress import (
     routes_ops,
     routes_sms,
     routes_webhook,
+    routes_webhooks,
 )
 from ingress.bridge import KafkaBridge
 from ingress.docs import install_openapi
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
         routes_webhook,
         routes_admin,
         routes_keys,
+        routes_webhooks,
         routes_ops,
     ):
         app.include_router(routes.router)

@@ -28,6 +28,7 @@ from schemas.events import CancelRequest, RawCallback, SendReply, SendRequest
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
 from schemas.topics import Topics
+from schemas.webhooks import ReplayOrder
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,12 @@ class KafkaBridge:
             self.config_topic, config_key(entity).encode(), value, partition=0
         )
         await self._applied(offset)
+
+    async def publish_webhook_replay(self, order: ReplayOrder) -> None:
+        """Write a webhook replay order durably (broker ack); the worker carries it out."""
+        value = Topics.WEBHOOK_REPLAYS.codec.encode(order)
+        topic = Topics.WEBHOOK_REPLAYS.name(self.settings.topic_prefix)
+        await self._send(topic, str(order.endpoint_id).encode(), value)
 
     async def delete_config(self, key: str) -> None:
         offset = await self._send(self.config_topic, key.encode(), None, partition=0)

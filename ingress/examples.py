@@ -144,3 +144,41 @@ OPT_OUTS = {
         {**_LISTED_OPT_OUT, "phone_number": "+14155550124", "source": "keyword", "keyword": "STOP"},
     ]
 }
+
+WEBHOOK_ENDPOINT_BODY = {
+    "url": "https://orders.example.com/smslane",
+    "events": ["sms.status", "sms.inbound"],
+    "use_case_ids": [RECORD["use_case_id"]],
+    "statuses": ["delivered", "failed", "undelivered"],
+    "description": "Order service",
+}
+WEBHOOK_ENDPOINT = {
+    "id": "8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+    **WEBHOOK_ENDPOINT_BODY,
+    "enabled": True,
+    **STAMPS,
+}
+WEBHOOK_SECRET = {"secret": "whsec_" + "x" * 43}
+WEBHOOK_ENDPOINT_CREATED = {**WEBHOOK_ENDPOINT, **WEBHOOK_SECRET}
+WEBHOOK_ENDPOINTS = {"items": [WEBHOOK_ENDPOINT]}
+WEBHOOK_PATCH = {"enabled": False}
+WEBHOOK_DELIVERIES = {
+    "items": [
+        {
+            "event_id": "evt_" + "3b9f" * 8,
+            "type": "sms.status",
+            "status": "pending",
+            "attempts": 2,
+            "last_status_code": 503,
+            "last_error": "HTTP 503",
+            "response_head": "try later",
+            "next_attempt_at": "2026-11-26T10:02:35Z",
+            "delivered_at": None,
+            "created_at": "2026-11-26T10:00:00.812Z",
+            "updated_at": "2026-11-26T10:00:35Z",
+        }
+    ],
+    "next_cursor": None,
+}
+WEBHOOK_REPLAY_BODY = {"since": "2026-11-26T00:00:00Z"}
+WEBHOOK_REPLAY = {"id": WEBHOOK_ENDPOINT["id"], "since": "2026-11-26T00:00:00Z"}

@@ -65,7 +65,9 @@ def _public(key: ApiKey) -> dict[str, Any]:
     return key.model_dump(mode="json", exclude={"kind", "key_sha256"})
 
 
-def _scope(config: ConfigView, wanted: list[uuid.UUID] | None) -> tuple[uuid.UUID, ...] | None:
+def use_case_scope(
+    config: ConfigView, wanted: list[uuid.UUID] | None
+) -> tuple[uuid.UUID, ...] | None:
     """``wanted`` without repeats; 422 when one is not a live use case."""
     if wanted is None:
         return None
@@ -94,7 +96,7 @@ async def create_api_key(
         id=uuid.uuid4(),
         name=body.name,
         role=body.role,
-        use_case_ids=_scope(config, body.use_case_ids),
+        use_case_ids=use_case_scope(config, body.use_case_ids),
         key_sha256=keys.key_sha256(key),
         created_at=datetime.now(UTC),
     )

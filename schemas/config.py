@@ -1,5 +1,5 @@
 """Configuration entities: Twilio subaccounts, brands, use cases, sender numbers, opt-outs,
-API keys.
+API keys, webhook endpoints.
 
 A subaccount travels as :class:`SealedSubaccount` (its auth token encrypted); the clear
 :class:`Subaccount` exists only in a process's memory. The entities travel as
@@ -148,8 +148,43 @@ class ApiKey(_Entity):
     created_at: datetime
 
 
+class WebhookEventType(StrEnum):
+    """What a webhook endpoint can receive: the topic each event comes from."""
+
+    STATUS = "sms.status"
+    INBOUND = "sms.inbound"
+
+
+class WebhookSecret(_Entity):
+    """One signing secret of an endpoint, sealed like a Twilio auth token. ``expires_at``
+    None: the current secret; else a rotated-out one that still signs until then."""
+
+    sealed: str = Field(repr=False)
+    expires_at: datetime | None = None
+
+
+class WebhookEndpoint(_Entity):
+    """A client's HTTPS endpoint that receives ``events`` (``docs/webhooks.md``).
+
+    ``use_case_ids`` / ``statuses`` None: every use case / every status. ``secrets`` holds
+    the current secret first, then rotated-out ones until their ``expires_at``.
+    """
+
+    kind: Literal["webhook_endpoint"] = "webhook_endpoint"
+    id: UUID
+    url: str
+    events: tuple[WebhookEventType, ...]
+    use_case_ids: tuple[UUID, ...] | None
+    statuses: tuple[str, ...] | None
+    description: str | None = None
+    enabled: bool = True
+    secrets: tuple[WebhookSecret, ...] = Field(min_length=1, repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+
 ConfigEntity = Annotated[
-    SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey,
+    SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey | WebhookEndpoint,
     Field(discriminator="kind"),
 ]
 
@@ -163,7 +198,7 @@ class ConfigChange(BaseModel):
 
 
 def config_key(
-    entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey,
+    entity: SealedSubaccount | Brand | UseCase | SenderNumber | OptOut | ApiKey | WebhookEndpoint,
 ) -> str:
     """The compacted-topic key of an entity: one key per entity, so compaction keeps the last."""
     match entity:
@@ -179,6 +214,13 @@ def config_key(
             return opt_out_key(entity.use_case_id, entity.phone_number, entity.source)
         case ApiKey():
             return api_key_config_key(entity.id)
+        case WebhookEndpoint():
+            return webhook_endpoint_config_key(entity.id)
+
+
+def webhook_endpoint_config_key(endpoint_id: UUID) -> str:
+    """The config-topic key of the webhook endpoint ``endpoint_id`` (its tombstone deletes it)."""
+    return f"webhook_endpoint:{endpoint_id}"
 
 
 def api_key_config_key(key_id: UUID) -> str:

@@ -18,6 +18,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from schemas.kafka_security import KafkaSecuritySettings
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+FloatList = Annotated[tuple[float, ...], NoDecode]
 
 
 def _split_commas(value: Any) -> Any:
@@ -194,7 +195,45 @@ class Settings(KafkaSecuritySettings):
         "0 disables it.",
     )
 
-    @field_validator("api_keys", "admin_api_keys", "secret_keys", mode="before")
+    webhook_allow_private_urls: Literal["on", "off"] = Field(
+        "off",
+        description="`on` lets webhook endpoints use http:// and private, loopback or "
+        "link-local addresses (development, `smslane up --demo`); `off` refuses them at "
+        "registration and at every delivery.",
+    )
+    webhook_retry_delays_seconds: FloatList = Field(
+        (5.0, 30.0, 120.0, 600.0, 3600.0, 10800.0, 21600.0),
+        description="Delays of a webhook delivery's retries after each failed attempt, "
+        "comma-separated seconds; after the last, SMSLANE_WEBHOOK_RETRY_EVERY_SECONDS.",
+    )
+    webhook_retry_every_seconds: float = Field(
+        43200.0, gt=0, description="Retry delay of a webhook delivery after the listed ones."
+    )
+    webhook_retry_for_seconds: float = Field(
+        259200.0,
+        gt=0,
+        description="A webhook delivery is failed once its next retry would come later than "
+        "this after the event (72 h).",
+    )
+    webhook_disable_after_seconds: float = Field(
+        259200.0,
+        gt=0,
+        description="A webhook endpoint whose attempts have all failed for this long (72 h) "
+        "is disabled (logged, counted); PATCH it with enabled=true once it is fixed.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a webhook receiver has to answer one attempt."
+    )
+    webhook_dispatch_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the worker looks for webhook attempts due."
+    )
+    webhook_max_in_flight_per_endpoint: int = Field(
+        4, ge=1, le=100, description="Concurrent webhook attempts to one endpoint, at most."
+    )
+
+    @field_validator(
+        "api_keys", "admin_api_keys", "secret_keys", "webhook_retry_delays_seconds", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_commas(value)

@@ -28,6 +28,7 @@ from schemas.events import (
 )
 from schemas.inbound import InboundMessage
 from schemas.records import SmsCreated, SmsStatusEvent
+from schemas.webhooks import DeliveryLogEntry, LaneMessage, ReplayOrder
 
 #: How long every version on ``sms.status`` stays before compaction may drop it for a newer
 #: one of the same record (Kafka's ``min.compaction.lag.ms``): a day of full history.
@@ -109,6 +110,22 @@ class Topics:
     CONFIG: ClassVar[TopicSpec] = TopicSpec(
         "smslane-config-changelog", "entity key", ConfigChange, 1, cleanup_policy="compact"
     )
+
+    #: Webhook events for one endpoint and one record (or inbound message), and the outcomes
+    #: of their attempts: the worker's ``webhook_lanes`` table is keyed the same way.
+    WEBHOOK_LANES: ClassVar[TopicSpec] = TopicSpec(
+        "sms.webhook-lanes", "endpoint id:record id", LaneMessage, None
+    )
+    #: Every change of a webhook delivery, for the delivery log (the sink keeps the last).
+    WEBHOOK_DELIVERIES: ClassVar[TopicSpec] = TopicSpec(
+        "sms.webhook-deliveries", "endpoint id:event id", DeliveryLogEntry, None,
+        configs={"retention.ms": str(7 * 24 * 3600 * 1000)},
+    )  # fmt: skip
+    #: Replays asked through the admin API, keyed by endpoint id.
+    WEBHOOK_REPLAYS: ClassVar[TopicSpec] = TopicSpec(
+        "sms.webhook-replays", "endpoint id", ReplayOrder, 1,
+        configs={"retention.ms": str(24 * 3600 * 1000)},
+    )  # fmt: skip
 
     @classmethod
     def all(cls) -> tuple[TopicSpec, ...]:

@@ -13,24 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
 from schemas.topics import Topics
-from sinks.runner import (
-    Backoff,
-    Batch,
-    _commit,
-    _log_held,
-    _wait_paused,
-    group_consumer,
-    sink_group,
-)
+from sinks.runner import Backoff, Batch, group_consumer, sink_group
+from sinks.topic_sink import TopicSink
 from store import Store
-from store.errors import StoreUnavailable, driver_message, is_row_error
+from store.errors import driver_message, is_row_error
 
 log = logging.getLogger(__name__)
 
@@ -58,51 +50,21 @@ def decode_inbound(batch: Batch) -> list[InboundMessage]:
     return messages
 
 
-class InboundSink:
+class InboundSink(TopicSink[InboundMessage]):
     """Consumes ``sms.inbound`` into ``store`` until ``stop``: poll, write, commit."""
 
     def __init__(
         self, settings: Settings, store: Store, stop: asyncio.Event, backoff: Backoff
     ) -> None:
-        self.store, self.stop, self.backoff = store, stop, backoff
-        self.consumer = group_consumer(
-            settings, Topics.INBOUND.name(settings.topic_prefix), inbound_group(settings)
-        )
+        topic = Topics.INBOUND.name(settings.topic_prefix)
+        consumer = group_consumer(settings, topic, inbound_group(settings))
+        super().__init__(store, stop, backoff, consumer)
 
-    async def run(self, poll_timeout_ms: int = 500) -> None:
-        await self.consumer.start()
-        try:
-            while not self.stop.is_set():
-                try:
-                    batch = await self.consumer.getmany(timeout_ms=poll_timeout_ms, max_records=500)
-                except KafkaError as exc:  # the client reconnects by itself; keep reading
-                    log.warning("sink: reading sms.inbound failed (%s); retrying", exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                if not batch:
-                    continue
-                if not await self.write(decode_inbound(batch)):
-                    return  # stopped while the database was down: nothing committed
-                await _commit(self.consumer, batch)
-        finally:
-            await self.consumer.stop()
+    def decode(self, batch: Batch) -> list[InboundMessage]:
+        return decode_inbound(batch)
 
-    async def write(self, messages: list[InboundMessage]) -> bool:
-        """Insert ``messages``, holding them while the store refuses; False if stopped."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.insert_or_skip_bad_rows(messages)
-            except (StoreUnavailable, SQLAlchemyError) as exc:
-                delay = self.backoff.delay(attempt)
-                _log_held(exc, len(messages), attempt, delay)
-                if await _wait_paused(self.consumer, self.stop, delay):
-                    return False
-                continue
-            if attempt > 1:
-                self.consumer.resume(*self.consumer.assignment())
-            return True
+    async def store_items(self, items: list[InboundMessage]) -> None:
+        await self.insert_or_skip_bad_rows(items)
 
     async def insert_or_skip_bad_rows(self, messages: list[InboundMessage]) -> None:
         """Insert the batch; if the database refuses it for its data (``is_row_error``),

@@ -121,6 +121,7 @@ async def run_sink(
     await _ensure_topics(settings)
     consumer = _status_consumer(settings)
     inbound = _start_inbound(settings, store, stop, backoff)
+    webhook_log = _start_webhook_log(settings, store, stop, backoff)
     try:
         await consumer.start()
         log.info(
@@ -134,6 +135,7 @@ async def run_sink(
         await _consume(consumer, store, stop, backoff, throughput, batch_size, poll_timeout_ms)
     finally:
         await consumer.stop()
+        await _stop_inbound(webhook_log)
         await _stop_inbound(inbound)
         await store.close()
         log.info("sink: stopped")
@@ -148,6 +150,19 @@ def _start_inbound(
 
     sink = InboundSink(settings, store, stop, backoff)
     task = asyncio.create_task(sink.run(), name="sink-inbound")
+    task.add_done_callback(functools.partial(_inbound_ended, stop))
+    return task
+
+
+def _start_webhook_log(
+    settings: Settings, store: Store, stop: asyncio.Event, backoff: Backoff
+) -> asyncio.Task[None]:
+    """``sms.webhook-deliveries`` into the same store (``sinks.webhooks``), stopping the
+    whole sink if it fails, as the inbound sink does."""
+    from sinks.webhooks import WebhookLogSink  # it builds on this module
+
+    sink = WebhookLogSink(settings, store, stop, backoff)
+    task = asyncio.create_task(sink.run(), name="sink-webhook-log")
     task.add_done_callback(functools.partial(_inbound_ended, stop))
     return task
 

@@ -12,6 +12,7 @@ from schemas.kafka_security import kafka_secrets
 from schemas.settings import Settings, SettingsError, load_settings, require_secret_keys
 from smslane.logs import LogFormat, configure_logging
 from smslane.sms_cli import add_sms_commands
+from smslane.webhooks_cli import add_webhooks_commands
 
 if TYPE_CHECKING:
     from smslane.kafka_cluster import LocalCluster
@@ -36,6 +37,8 @@ examples:
   smslane sms send --use-case ID --to +14155550123 --message "Hello"
                                send one SMS through the running ingress
   smslane sms tail             print each status change on sms.status as it happens
+  smslane webhooks listen --port 9009 --secret whsec_...
+                               print each webhook delivery received (development)
 """
 
 _REBUILD_DESCRIPTION = """\
@@ -290,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(sub)
     _add_secrets(sub)
     add_sms_commands(sub)
+    add_webhooks_commands(sub)
 
     sim = sub.add_parser(
         "twilio-sim",

@@ -5,6 +5,7 @@ The sink writes it, the ingress reads it; both import it from here.
 - :mod:`store.store` — :class:`Store` (open, upsert, get, list, ping);
 - :mod:`store.tables` — the ``sms_records`` and ``sms_inbound`` tables and their column types;
 - :mod:`store.inbound` — inbound SMS: insert and list;
+- :mod:`store.webhooks` — the webhook delivery log: upsert, list, purge;
 - :mod:`store.cursor` — the opaque keyset cursors of listings;
 - :mod:`store.migrate` — Alembic migrations (``store/migrations``), applied by ``Store.open``
   under a lock;
@@ -15,5 +16,6 @@ The sink writes it, the ingress reads it; both import it from here.
 from store.errors import InvalidCursor, StoreUnavailable
 from store.inbound import InboundQuery
 from store.store import Store
+from store.webhooks import DeliveryQuery
 
-__all__ = ["InboundQuery", "InvalidCursor", "Store", "StoreUnavailable"]
+__all__ = ["DeliveryQuery", "InboundQuery", "InvalidCursor", "Store", "StoreUnavailable"]

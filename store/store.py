@@ -31,6 +31,7 @@ from sqlalchemy.sql.dml import Insert
 
 from schemas.inbound import InboundMessage
 from schemas.records import SmsRecord, SmsStatus, SmsStatusEvent
+from schemas.webhooks import DeliveryLogEntry
 from store.cursor import decode_cursor, encode_cursor
 from store.errors import (
     InvalidCursor,
@@ -41,6 +42,7 @@ from store.errors import (
 from store.inbound import InboundQuery, insert_inbound, list_inbound
 from store.migrate import upgrade
 from store.tables import UPDATED_COLUMNS, UtcDateTime, event_row, row_record, sms_records
+from store.webhooks import DeliveryQuery, list_deliveries, purge_deliveries, upsert_deliveries
 
 __all__ = ["InvalidCursor", "Store", "StoreUnavailable"]
 
@@ -248,6 +250,20 @@ class Store:
     async def list_inbound(self, query: InboundQuery) -> tuple[list[InboundMessage], str | None]:
         """One page of inbound messages, newest first, and the next page's cursor."""
         return await list_inbound(self._engine, query)
+
+    async def upsert_deliveries(self, entries: Sequence[DeliveryLogEntry]) -> int:
+        """Store the last change of each webhook delivery (``store.webhooks``)."""
+        return await self._run_write(upsert_deliveries(self._writer, entries))
+
+    async def list_deliveries(
+        self, query: DeliveryQuery
+    ) -> tuple[list[DeliveryLogEntry], str | None]:
+        """One page of an endpoint's deliveries, newest first, and the next page's cursor."""
+        return await list_deliveries(self._engine, query)
+
+    async def purge_deliveries(self, now: datetime) -> int:
+        """Delete the deliveries older than the log keeps them."""
+        return await self._run_write(purge_deliveries(self._writer, now))
 
 
 def _upsert_statement(dialect_name: str) -> Insert:

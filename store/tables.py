@@ -146,3 +146,25 @@ sms_inbound = Table(
     Index("ix_sms_inbound_use_case_received", "use_case_id", "received_at", "id"),
     Index("ix_sms_inbound_from_received", "from_number", "received_at", "id"),
 )
+
+
+#: Webhook deliveries (``sms.webhook-deliveries``), one row per endpoint and event: the last
+#: change the worker published. Kept 7 days after their last change (the sink purges older).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("endpoint_id", Uuid(), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_status_code", Integer()),
+    Column("last_error", Text()),
+    Column("response_head", Text()),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("delivered_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "event_id"),
+    Index("ix_webhook_deliveries_updated", "updated_at"),
+)

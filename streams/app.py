@@ -29,6 +29,7 @@ from streams.repair.agent import register as register_repair
 from streams.restore import TableRestore, discard_unassigned, held_partitions
 from streams.sending.agents import register as register_sending
 from streams.sending.provider import TwilioGateway
+from streams.webhooks.agents import register as register_webhooks
 from streams.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, replication: int = 1) -> Worker:
     lifecycle = register_lifecycle(worker)
     register_repair(worker, gateway, lifecycle.records)
     register_policy(worker, lifecycle.records)
+    register_webhooks(worker)
     metrics.install(worker, lifecycle.records)
     _replicate_changelogs(worker.app, replication)
     return worker

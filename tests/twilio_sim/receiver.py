@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import MultiDict
+
+
+async def serve_posts(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ssl_context: ssl.SSLContext | None = None,
+) -> tuple[web.AppRunner, str]:
+    """An aiohttp server on a free loopback port answering every POST with ``handle`` (over
+    TLS with ``ssl_context``); its runner (to clean up) and base URL."""
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+    scheme = "http" if ssl_context is None else "https"
+    return runner, f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
 
 
 @dataclass(frozen=True)
@@ -37,13 +54,7 @@ class CallbackReceiver:
         self._changed = asyncio.Event()
 
     async def start(self) -> CallbackReceiver:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, self._base = await serve_posts(self._handle)
         return self
 
     async def stop(self) -> None:
