@@ -100,7 +100,10 @@ async def test_scheduled_then_canceled(stack: Stack) -> None:
         assert canceled.json()["status"] == "canceled" and canceled.json()["canceled_at"]
         (stored,) = await wait_listed(client, {"client_reference": reference, "status": "canceled"})
         assert stored["id"] == created["id"]
-        assert stored["canceled_at"] == canceled.json()["canceled_at"]  # one time, both ways
+        # The stored time is when smslane first learnt of the cancel: the worker's answer, or
+        # Twilio's own `canceled` callback if the lifecycle got that first (CI saw both).
+        answered = datetime.fromisoformat(canceled.json()["canceled_at"])
+        assert abs(datetime.fromisoformat(stored["canceled_at"]) - answered) < timedelta(seconds=5)
         (message,) = await sim_messages(sim, to)
         assert message["status"] == "canceled"
         again = await client.post(f"/v1/sms/{created['id']}/cancel")
