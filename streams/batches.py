@@ -113,6 +113,8 @@ async def event_batches(
             yield batch
     finally:
         stopped.cancel()
+        if stopped.done() and not stopped.cancelled():
+            stopped.exception()  # retrieved: mode asserts a stop it may have reset since
         taker.detach()
 
 
