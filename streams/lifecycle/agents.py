@@ -99,7 +99,7 @@ class LifecycleAgent:
         )
         self.processor = LifecycleProcessor(self.records, self.held, self.rules, publisher)
 
-    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks noack_take
+    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks _enable_passive
         """Batches of events, each handled in order with itself bound as the current event
         (a ``rocksdb://`` table reads from its partition), then the batch's table writes,
         one per key. A batch is acked once its writes are handed over, never before: a stop

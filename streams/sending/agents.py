@@ -5,7 +5,8 @@ Requests arrive keyed by ``request_id``; the outcome of each is kept in ``outcom
 whether a Kafka redelivery or a client retry with the same ``Idempotency-Key``, is answered
 from there and never reaches Twilio twice.
 
-This module is the Faust wiring only: :class:`SendAgent` takes batches, hands them to
+This module is the Faust wiring only: :class:`SendAgent` takes batches
+(:func:`~streams.batches.event_batches`: no timer while idle, none acked), hands them to
 :class:`~streams.sending.admission.BatchAdmission` and the
 :class:`~streams.sending.sender.Sender`, and publishes the answers. Provider calls of a batch
 run concurrently and several batches are in flight at once, never with ``concurrency > 1``
@@ -16,6 +17,7 @@ the first unacked offset, so a crash redelivers every unfinished event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +38,7 @@ from schemas.events import (
 )
 from schemas.topics import Topics
 from streams import metrics
+from streams.batches import event_batches
 from streams.sending import decision
 from streams.sending.admission import Answer, Batch, BatchAdmission, Incoming, SameRequest
 from streams.sending.canceling import Canceler
@@ -119,12 +122,15 @@ class SendAgent:
 
     # -- the agent ---------------------------------------------------------------------
 
-    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks noack_take
+    async def run(self, stream: Any) -> None:  # a faust.Stream: StreamT lacks _enable_passive
         """Admit batches one at a time (no await in between), finish them concurrently."""
         try:
-            async for events in stream.noack_take(BATCH_SIZE, within=BATCH_WITHIN_S):
-                await self._budget.take(len(events))
-                self._start(stream, events)
+            async with contextlib.aclosing(
+                event_batches(stream, BATCH_SIZE, BATCH_WITHIN_S)
+            ) as batches:
+                async for events in batches:
+                    await self._budget.take(len(events))
+                    self._start(stream, events)
         finally:
             await self._drain()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from faust.types import TP, Message
 from feeds.secret_box import new_key
 from schemas.settings import Settings
 from streams.app import create_app
-from streams.batches import finished_batches
+from streams.batches import event_batches, finished_batches
 from streams.reconcile.agent import ReconcileAgent
 
 
@@ -37,6 +38,14 @@ class Acks:
         while len(self.acked) < count:
             self._more.clear()
             await asyncio.wait_for(self._more.wait(), 5)
+
+    async def gathered(self) -> None:
+        """Until the stream took every message delivered (into a batch, say)."""
+        for _ in range(1000):
+            if self.stream.channel.queue.empty():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the stream took none of the messages")
 
     async def deliver(self, count: int) -> None:
         """``count`` messages of a topic the app reads, as its consumer hands them over (of
@@ -121,3 +130,50 @@ async def test_the_reconcile_agent_stopped_mid_batch_acks_none_of_it(app: faust.
         await task
     await acks.stream.stop()
     assert acks.acked == []
+
+
+async def offsets_of_batches(acks: Acks, size: int, within: float, count: int) -> list[list[int]]:
+    """The offsets of each batch ``event_batches`` gives, until ``count`` events came."""
+    seen: list[list[int]] = []
+    async with contextlib.aclosing(event_batches(acks.stream, size, within)) as batches:
+        async for events in batches:
+            seen.append([e.message.offset for e in events])
+            if sum(map(len, seen)) >= count:
+                break
+    return seen
+
+
+async def test_a_batch_never_holds_more_than_its_size(app: faust.App) -> None:
+    acks = Acks(app)
+    task = asyncio.create_task(offsets_of_batches(acks, 2, 3600.0, 4))
+    await acks.deliver(5)
+    # A full batch is given at once: the hour-long window never runs out here.
+    assert await asyncio.wait_for(task, 5) == [[0, 1], [2, 3]]
+
+
+async def test_an_idle_stream_leaves_no_timer_running(app: faust.App) -> None:
+    """Faust's ``noack_take`` woke every ``within`` with nothing to take (a timer per wake)."""
+    acks = Acks(app)
+    waiting = asyncio.create_task(offsets_of_batches(acks, 10, 0.01, 1))
+    for _ in range(20):  # let the stream start and the batches wait for a first event
+        await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    assert [h for h in loop._scheduled if not h.cancelled()] == []  # type: ignore[attr-defined]
+    await acks.deliver(1)
+    assert await asyncio.wait_for(waiting, 5) == [[0]]
+
+
+async def test_a_stopped_stream_ends_the_batches_and_acks_none(app: faust.App) -> None:
+    acks = Acks(app)
+    handled: list[int] = []
+
+    async def consume() -> None:
+        async for events in finished_batches(acks.stream, 10, 3600.0):
+            handled.extend(e.message.offset for e in events)
+
+    task = asyncio.create_task(consume())
+    await acks.deliver(2)
+    await acks.gathered()  # the window still open
+    await acks.stream.stop()
+    await asyncio.wait_for(task, 5)
+    assert handled == acks.acked == []
