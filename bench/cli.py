@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", default="", metavar="NAMES",
         help="comma-separated processes to sample with py-spy during every step (worker, "
         "ingress, sink, twilio-sim): figures of a profiled run are disturbed",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-receiver", action="store_true",
+        help="register one webhook endpoint (events sms.status, no filters) pointing at a "
+        "receiver in this process that answers 204 at once; its tally goes under `webhooks`",
     )  # fmt: skip
     parser.add_argument("--database-url", help="store URL (default: a fresh SQLite file)")
     parser.add_argument(
@@ -148,13 +153,16 @@ async def run_scenarios(run: Run, names: Sequence[str]) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if {"send", "baseline", "callbacks"} & set(names):
-        stack = BenchStack(run.root / "stack", run.broker.bootstrap, database_url=run.database_url)
+        webhooks = {"webhook_allow_private_urls": "on"} if run.webhook_receiver else {}
+        stack = BenchStack(
+            run.root / "stack", run.broker.bootstrap, database_url=run.database_url, **webhooks
+        )
         with stack.running(start=False):
             started = time.monotonic()
             await asyncio.to_thread(stack.start, 120.0)
             results["stack_start_s"] = round(time.monotonic() - started, 1)
             use_case = (await stack.create_use_case())["id"]
-            async with LoadGen() as gen:
+            async with LoadGen() as gen, webhook_receiver(run, stack, results):
                 if "send" in names:
                     log.warning("send: ladder %s/s, %.0f s each", run.plan.send_rates,
                                 run.plan.send_step_s)  # fmt: skip
@@ -185,6 +193,41 @@ async def run_scenarios(run: Run, names: Sequence[str]) -> dict[str, Any]:
         log.warning("state: checkpoints %s", run.plan.state_checkpoints)
         results["state"] = await run_state(run)
     return results
+
+
+async def status_events(stack: BenchStack) -> int:
+    """How many events the stack's ``sms.status`` topic holds (its end offsets' sum)."""
+    from bench.kafka import LagProbe
+    from schemas.topics import Topics
+
+    async with LagProbe(stack.bootstrap) as probe:
+        ends = await probe.end_offsets([stack.topic(Topics.STATUS.base_name)])
+    return sum(ends.values())
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver(
+    run: Run, stack: BenchStack, results: dict[str, Any]
+) -> AsyncIterator[None]:
+    """With ``--webhook-receiver``: the receiver and its endpoint, its tally in ``results``."""
+    if not run.webhook_receiver:
+        yield
+        return
+    from bench.webhooks import CountingReceiver, register_endpoint
+
+    receiver = CountingReceiver()
+    await receiver.start()
+    try:
+        await register_endpoint(stack, receiver.url)
+        yield
+        during = receiver.tally()
+        drain_s = await receiver.drained(quiet_s=5.0, limit_s=60.0)
+        results["webhooks"] = {
+            "url": receiver.url, "status_events": await status_events(stack),
+            "during_scenarios": during, "drain_s": drain_s, "after_drain": receiver.tally(),
+        }  # fmt: skip
+    finally:
+        await receiver.stop()
 
 
 def missing_keys(results: dict[str, Any], names: Sequence[str]) -> list[str]:
@@ -229,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root=root,
         profile=tuple(p.strip() for p in args.profile.split(",") if p.strip()),
         database_url=args.database_url,
+        webhook_receiver=args.webhook_receiver,
         deadline=started + PLANS[mode].budget_s,
     )
     results: dict[str, Any] = {
@@ -259,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "" if args.scenario == "all" and mode == "full" else (
         f"-{args.scenario}" if args.scenario not in ("all", "smoke") else ""
     ) + ("" if mode == "full" else f"-{mode}")  # fmt: skip
+    suffix += "-webhooks" if run.webhook_receiver else ""
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{results['date']}{suffix}.json"
     results["file"] = path.name

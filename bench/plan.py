@@ -92,6 +92,8 @@ class Run:
     root: Path
     profile: tuple[str, ...] = ()
     database_url: str | None = None
+    #: Register one ``sms.status`` endpoint pointing at a receiver in the bench process.
+    webhook_receiver: bool = False
     results: dict[str, Any] = field(default_factory=dict)
     #: ``time.monotonic()`` by which the run should be over (start + ``plan.budget_s``).
     deadline: float = float("inf")

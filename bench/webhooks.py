@@ -26,6 +26,9 @@ from bench.stack import BenchStack
 from schemas.records import SmsStatusEvent
 from schemas.topics import Topics
 
+#: A new endpoint is in force this long after its 201 (docs/webhooks.md).
+IN_FORCE_S = 5.0
+
 
 class CountingReceiver:
     """Answers 204 to every POST and counts the event ids it saw."""
@@ -54,17 +57,35 @@ class CountingReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def tally(self) -> dict[str, int]:
+        return {"requests": self.requests, "distinct_events": len(self.ids)}
+
+    async def drained(self, quiet_s: float, limit_s: float) -> float:
+        """Wait until no request came for ``quiet_s`` (at most ``limit_s``); the seconds waited."""
+        started = last_change = time.monotonic()
+        seen = self.requests
+        while time.monotonic() - last_change < quiet_s and time.monotonic() - started < limit_s:
+            await asyncio.sleep(0.2)
+            if self.requests != seen:
+                seen, last_change = self.requests, time.monotonic()
+        return round(time.monotonic() - started, 1)
+
+
+async def register_endpoint(stack: BenchStack, url: str) -> None:
+    """One ``sms.status`` endpoint, no filters, in force when this returns."""
+    async with stack.admin() as admin:
+        answer = await admin.post(
+            "/v1/admin/webhook-endpoints", json={"url": url, "events": ["sms.status"]}
+        )
+        assert answer.status_code == 201, answer.text
+    await asyncio.sleep(IN_FORCE_S)
+
 
 async def run(stack: BenchStack, count: int) -> dict[str, float]:
     receiver = CountingReceiver()
     await receiver.start()
     try:
-        async with stack.admin() as admin:
-            answer = await admin.post(
-                "/v1/admin/webhook-endpoints", json={"url": receiver.url, "events": ["sms.status"]}
-            )
-            assert answer.status_code == 201, answer.text
-        await asyncio.sleep(5.0)  # in force 5 s after the 201
+        await register_endpoint(stack, receiver.url)
         events = [
             SmsStatusEvent(**record.model_dump(), version=1)
             for record in make_records(count, uuid.uuid4())
