@@ -84,6 +84,21 @@ def test_docker_compose_has_no_default_secret() -> None:
     assert ":-" not in (ROOT / "docker-compose.yml").read_text()
 
 
+def test_the_image_installs_the_locked_versions_of_every_runtime_package() -> None:
+    """No Docker engine here: the Dockerfile is read. It must install from uv.lock with
+    ``--locked`` (a lock that no longer matches pyproject.toml fails the build), copy every
+    runtime package the CLI imports, and put the environment it made on PATH."""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+    assert "uv.lock" in " ".join(line for line in lines if line.startswith("COPY "))
+    packages = {"schemas", "ingress", "streams", "feeds", "store", "sinks", "smslane"}
+    assert packages | {"twilio_sim"} <= copied
+    (sync,) = [line for line in lines if "uv sync" in line]
+    assert "--locked" in sync and "--no-dev" in sync and "--no-editable" in sync
+    assert not [line for line in lines if "pip install" in line and "uv==" not in line]
+    assert any(line.startswith("ENV PATH=/app/.venv/bin:") for line in lines)
+
+
 def test_help_explains_every_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "smslane.cli", "--help"], capture_output=True, text=True, timeout=60
