@@ -42,10 +42,23 @@ async def changelog(table: ChangelogTable, kafka_bootstrap: str) -> AsyncIterato
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+        await topic_led(admin, name, partitions=2)
         yield name
     finally:
         await admin.delete_topics([name])
         await admin.close()
+
+
+async def topic_led(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    """Until the broker describes ``name`` with a leader for each of its ``partitions``: a
+    restore started before then may find no metadata for a topic created a moment ago."""
+    for _ in range(100):
+        (described,) = await admin.describe_topics([name])
+        led = [p for p in described.get("partitions") or () if p.get("leader", -1) >= 0]
+        if not described.get("error_code") and len(led) == partitions:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name} was never described with {partitions} led partitions")
 
 
 def restore_of(bootstrap: str, table: ChangelogTable) -> TableRestore:
