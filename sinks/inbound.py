@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.inbound import InboundMessage
 from schemas.settings import Settings
 from schemas.topics import Topics
 from sinks.runner import Backoff, Batch, group_consumer, sink_group
-from sinks.topic_sink import TopicSink
+from sinks.topic_sink import TopicSink, decode_values
 from store import Store
 from store.errors import driver_message, is_row_error
 
@@ -34,20 +33,7 @@ def inbound_group(settings: Settings) -> str:
 
 def decode_inbound(batch: Batch) -> list[InboundMessage]:
     """The messages of a batch; a value that is not one is logged and skipped."""
-    messages: list[InboundMessage] = []
-    for records in batch.values():
-        for record in records:
-            try:
-                if record.value is None:
-                    raise ValueError("the value is empty (a tombstone)")
-                messages.append(Topics.INBOUND.codec.decode(record.value))
-            except (ValidationError, ValueError) as exc:
-                log.error(
-                    "sink: skipping a value that is not an InboundMessage at %s[%d]@%d: %s",
-                    record.topic, record.partition, record.offset, exc,
-                    extra={"topic": record.topic, "offset": record.offset},
-                )  # fmt: skip
-    return messages
+    return decode_values(batch, Topics.INBOUND.codec, "an InboundMessage")
 
 
 class InboundSink(TopicSink[InboundMessage]):

@@ -13,8 +13,10 @@ from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from schemas.topics import Codec
 from sinks.runner import Backoff, Batch, _commit, _log_held, _wait_paused
 from store import Store
 from store.errors import StoreUnavailable
@@ -22,6 +24,25 @@ from store.errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def decode_values(batch: Batch, codec: Codec[T], what: str) -> list[T]:
+    """The values of ``batch`` decoded with ``codec``; one that is not ``what`` (or a
+    tombstone) is logged and skipped."""
+    values = []
+    for records in batch.values():
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("the value is empty (a tombstone)")
+                values.append(codec.decode(record.value))
+            except (ValidationError, ValueError) as exc:
+                log.error(
+                    "sink: skipping a value that is not %s at %s[%d]@%d: %s",
+                    what, record.topic, record.partition, record.offset, exc,
+                    extra={"topic": record.topic, "offset": record.offset},
+                )  # fmt: skip
+    return values
 
 
 class TopicSink(Generic[T]):

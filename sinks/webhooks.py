@@ -15,14 +15,13 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.settings import Settings
 from schemas.topics import Topics
 from schemas.webhooks import DeliveryLogEntry
 from sinks.runner import Backoff, Batch, group_consumer, sink_group
-from sinks.topic_sink import TopicSink
+from sinks.topic_sink import TopicSink, decode_values
 from store import Store
 from store.errors import StoreUnavailable
 
@@ -38,18 +37,7 @@ def webhook_log_group(settings: Settings) -> str:
 
 def decode_deliveries(batch: Batch) -> list[DeliveryLogEntry]:
     """The entries of a batch; a value that is not one is logged and skipped."""
-    entries = []
-    for records in batch.values():
-        for record in records:
-            try:
-                entries.append(Topics.WEBHOOK_DELIVERIES.codec.decode(record.value or b""))
-            except ValidationError as exc:
-                log.error(
-                    "sink: skipping a value that is not a delivery at %s[%d]@%d: %s",
-                    record.topic, record.partition, record.offset, exc,
-                    extra={"topic": record.topic, "offset": record.offset},
-                )  # fmt: skip
-    return entries
+    return decode_values(batch, Topics.WEBHOOK_DELIVERIES.codec, "a delivery")
 
 
 class WebhookLogSink(TopicSink[DeliveryLogEntry]):
