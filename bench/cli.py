@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import logging
@@ -91,9 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
         "before starting (default: 1.0 for `all`, no wait otherwise)",
     )  # fmt: skip
     parser.add_argument("--load-wait", type=float, default=120.0)
+    parser.add_argument(
+        "--send-rates", type=_rates, metavar="R1,R2,...",
+        help="the send (and baseline) ladder in requests/s instead of the mode's, e.g. "
+        "50,100,150,200,300 to find the highest rate held between the usual steps",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep processes' logs and data here")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    """``--send-rates``: positive integers, comma-separated, ascending."""
+    try:
+        rates = tuple(int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from exc
+    if not rates or min(rates) <= 0 or list(rates) != sorted(rates):
+        raise argparse.ArgumentTypeError(f"rates must be positive and ascending: {text!r}")
+    return rates
 
 
 def versions(broker: Broker) -> dict[str, str]:
@@ -266,14 +283,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     started, when = time.monotonic(), datetime.now(UTC)
     broker = Broker(args.bootstrap, root)
+    plan = PLANS[mode]
+    if args.send_rates:
+        plan = dataclasses.replace(plan, send_rates=args.send_rates)
     run = Run(
-        plan=PLANS[mode],
+        plan=plan,
         broker=broker,
         root=root,
         profile=tuple(p.strip() for p in args.profile.split(",") if p.strip()),
         database_url=args.database_url,
         webhook_receiver=args.webhook_receiver,
-        deadline=started + PLANS[mode].budget_s,
+        deadline=started + plan.budget_s,
     )
     results: dict[str, Any] = {
         "date": when.date().isoformat(),

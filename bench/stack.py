@@ -102,6 +102,7 @@ class BenchStack(stack.Stack):
             processes=processes,
             sim_args=("--callback-delay-ms", "0", "--scenario", "none"),
             database_url=database_url,
+            ingresses=1,
             **{"table_store": "rocksdb://", **settings},
         )
 

@@ -85,7 +85,9 @@ def first_timestamps(records: list[Any], key: Any) -> dict[Any, float]:
     return seen
 
 
-async def trace(stack: BenchStack, broker: Broker, rate: float, count: int) -> dict[str, Any]:
+async def trace(
+    stack: BenchStack, broker: Broker, rate: float, count: int, warmup_s: float = 5.0
+) -> dict[str, Any]:
     use_case = await stack.create_use_case()
     # aiohttp, every connection kept alive, as bench/loadgen.py: httpx's pool keeps 20 (the
     # ingress then pays for accepting the others anew) and is slow with more.
@@ -95,7 +97,7 @@ async def trace(stack: BenchStack, broker: Broker, rate: float, count: int) -> d
         timeout=aiohttp.ClientTimeout(total=30.0),
     ) as client:  # fmt: skip
         warm = Sends(client, use_case["id"])
-        await warm.run(rate=rate, count=int(rate * 5))
+        await warm.run(rate=rate, count=int(rate * warmup_s))
         window = CpuWindow({**stack.pids(), **({"broker": broker.pid} if broker.pid else {})})
         window.start()
         sends = Sends(client, use_case["id"])
@@ -120,7 +122,8 @@ async def trace(stack: BenchStack, broker: Broker, rate: float, count: int) -> d
             hops[name].append(end - start)
         hops["total"].append(answered - fired)
     return {
-        "rate": rate, "count": count, "ok": len(sends.times), "failures": dict(sends.failures),
+        "rate": rate, "count": count, "warmup_s": warmup_s, "ok": len(sends.times),
+        "failures": dict(sends.failures),
         "hops_ms": {name: latency_summary(values) for name, values in hops.items()},
         "cpu_us_per_send": {
             name: round(1e6 * p["cpu_s"] / max(len(sends.times), 1))
@@ -135,6 +138,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=5.0,
+        help="sends at --rate before the measured window (default 5 s). A broker started for "
+        "the run spends minutes compiling (its JIT): 60 s leaves most of that outside the "
+        "window, to measure steady state",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument(
         "--setting", action="append", default=[], metavar="NAME=VALUE",
@@ -148,7 +157,9 @@ def main() -> None:
             settings = dict(item.split("=", 1) for item in args.setting)
             stack = BenchStack(Path(tmp), broker.bootstrap, **settings)
             with stack.running():
-                result = asyncio.run(trace(stack, broker, args.rate, args.count))
+                result = asyncio.run(
+                    trace(stack, broker, args.rate, args.count, args.warmup_seconds)
+                )
         finally:
             broker.stop()
     for name, label in HOPS:
