@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.streams import _current_event
@@ -50,7 +50,30 @@ def changelog_table(app: faust.App, name: str, **kwargs: Any) -> ChangelogTable:
     return table
 
 
-class StoreReads:
+class Scannable(Protocol):
+    """A table's scans."""
+
+    def keys(self) -> Iterable[bytes]: ...
+    def values(self) -> Iterable[bytes]: ...
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class ScansBelow:
+    """``keys``, ``values`` and ``items`` of the table underneath, as they are."""
+
+    _table: Scannable
+
+    def keys(self) -> Iterable[bytes]:
+        return self._table.keys()
+
+    def values(self) -> Iterable[bytes]:
+        return self._table.values()
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return self._table.items()
+
+
+class StoreReads(ScansBelow):
     """A Faust table whose reads go straight to its store: one lookup per read.
 
     ``table.get(key)`` is ``Mapping.get`` over the table's ``__getitem__``, which asks the
@@ -59,6 +82,8 @@ class StoreReads:
     partition of the current event as the table would. Writes and deletions go through the
     table, so they reach its changelog as before.
     """
+
+    _table: TableT[bytes, bytes]
 
     def __init__(self, table: TableT[bytes, bytes]) -> None:
         self._table = table
@@ -73,12 +98,3 @@ class StoreReads:
 
     def __delitem__(self, key: bytes) -> None:
         del self._table[key]
-
-    def keys(self) -> Iterable[bytes]:
-        return self._table.keys()
-
-    def values(self) -> Iterable[bytes]:
-        return self._table.values()
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self._table.items()
