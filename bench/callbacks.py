@@ -64,10 +64,11 @@ def holds(step: dict[str, Any]) -> bool:
 
 
 async def create_messages(
-    run: Run, stack: BenchStack, probe: LagProbe, use_case_id: str, count: int
+    stack: BenchStack, probe: LagProbe, use_case_id: str, count: int, first: int = 0
 ) -> tuple[list[list[str]], float | None]:
-    """Write ``count`` records to ``sms.created``; wait until worker and sink have them."""
-    records = make_records(count, uuid.UUID(use_case_id), run.take_numbers(count))
+    """Write ``count`` records to ``sms.created`` (destinations from the ``first``-th on);
+    wait until worker and sink have them. ``[message_sid, record id, to]`` per message."""
+    records = make_records(count, uuid.UUID(use_case_id), first)
     started = time.monotonic()
     async with producer(stack.bootstrap) as prod:
         await send_all(
@@ -94,7 +95,9 @@ async def callback_step(
     seconds: float,
 ) -> dict[str, Any]:
     count = max(1, int(rate * seconds) // 2)
-    messages, created_in = await create_messages(run, stack, probe, use_case_id, count)
+    messages, created_in = await create_messages(
+        stack, probe, use_case_id, count, run.take_numbers(count)
+    )
     path = run.root / f"callbacks-{rate}-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(messages))
     callbacks_topic, status_topic = stack.topic("sms.callbacks"), stack.topic("sms.status")

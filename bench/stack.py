@@ -8,12 +8,15 @@ and a data directory of its own under ``root`` for every stack.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from smslane import stack
 from smslane.kafka_local import LocalKafka
@@ -136,3 +139,33 @@ class BenchStack(stack.Stack):
                 )
                 assert put.status_code == 200, put.text
         return use_case
+
+
+Result = TypeVar("Result")
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` and ``--setting NAME=VALUE``, read by :func:`run_on_stack`."""
+    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting of the stack's processes, e.g. kafka_fetch_max_wait_ms=10 (repeatable)",
+    )  # fmt: skip
+
+
+def run_on_stack(
+    args: argparse.Namespace,
+    name: str,
+    body: Callable[[BenchStack, Broker], Coroutine[Any, Any, Result]],
+) -> Result:
+    """Start the broker (unless ``args.bootstrap``) and a whole :class:`BenchStack` with
+    ``args.setting`` in a temporary directory, run ``body`` on them, stop everything."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        broker = Broker(args.bootstrap, Path(tmp)).start()
+        try:
+            settings = dict(item.split("=", 1) for item in args.setting)
+            stack = BenchStack(Path(tmp), broker.bootstrap, **settings)
+            with stack.running():
+                return asyncio.run(body(stack, broker))
+        finally:
+            broker.stop()

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from bench.procstat import CpuWindow
-from bench.stack import API_KEY, BenchStack, Broker
+from bench.stack import API_KEY, BenchStack, Broker, add_stack_arguments, run_on_stack
 from bench.stats import latency_summary
 
 log = logging.getLogger("bench.trace_send")
@@ -137,7 +136,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument(
         "--warmup-seconds", type=float, default=5.0,
         help="sends at --rate before the measured window (default 5 s). A broker started for "
@@ -145,23 +143,13 @@ def main() -> None:
         "window, to measure steady state",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    parser.add_argument(
-        "--setting", action="append", default=[], metavar="NAME=VALUE",
-        help="a setting of the stack's processes, e.g. kafka_fetch_max_wait_ms=10 (repeatable)",
-    )  # fmt: skip
+    add_stack_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    with tempfile.TemporaryDirectory(prefix="trace-send-") as tmp:
-        broker = Broker(args.bootstrap, Path(tmp)).start()
-        try:
-            settings = dict(item.split("=", 1) for item in args.setting)
-            stack = BenchStack(Path(tmp), broker.bootstrap, **settings)
-            with stack.running():
-                result = asyncio.run(
-                    trace(stack, broker, args.rate, args.count, args.warmup_seconds)
-                )
-        finally:
-            broker.stop()
+    result = run_on_stack(
+        args, "trace-send",
+        lambda stack, broker: trace(stack, broker, args.rate, args.count, args.warmup_seconds),
+    )  # fmt: skip
     for name, label in HOPS:
         p = result["hops_ms"][name]
         nan = float("nan")

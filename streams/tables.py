@@ -1,13 +1,16 @@
-"""Faust table helpers shared by the agents: writes bound to their event, awaitable writes."""
+"""Faust table helpers shared by the agents: writes bound to their event, awaitable writes,
+reads in one store lookup."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import faust
 from faust.streams import _current_event
+from faust.types import TableT
 
 
 def bind_event(event: faust.EventT[Any]) -> None:
@@ -45,3 +48,53 @@ def changelog_table(app: faust.App, name: str, **kwargs: Any) -> ChangelogTable:
     table = ChangelogTable(app, name=name, beacon=app.tables.beacon, **kwargs)
     app.tables.add(table)
     return table
+
+
+class Scannable(Protocol):
+    """A table's scans."""
+
+    def keys(self) -> Iterable[bytes]: ...
+    def values(self) -> Iterable[bytes]: ...
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
+class ScansBelow:
+    """``keys``, ``values`` and ``items`` of the table underneath, as they are."""
+
+    _table: Scannable
+
+    def keys(self) -> Iterable[bytes]:
+        return self._table.keys()
+
+    def values(self) -> Iterable[bytes]:
+        return self._table.values()
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return self._table.items()
+
+
+class StoreReads(ScansBelow):
+    """A Faust table whose reads go straight to its store: one lookup per read.
+
+    ``table.get(key)`` is ``Mapping.get`` over the table's ``__getitem__``, which asks the
+    store whether it holds the key, then reads it (two RocksDB reads, and an absent key goes
+    through ``__missing__`` and a ``KeyError``); the store's own ``get`` reads once, from the
+    partition of the current event as the table would. Writes and deletions go through the
+    table, so they reach its changelog as before.
+    """
+
+    _table: TableT[bytes, bytes]
+
+    def __init__(self, table: TableT[bytes, bytes]) -> None:
+        self._table = table
+        self._store = table.data
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._store.get(key)
+        return value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._table[key]

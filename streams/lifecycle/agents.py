@@ -29,13 +29,13 @@ from streams.lifecycle.batch import WriteBehind
 from streams.lifecycle.housekeeping import Housekeeping
 from streams.lifecycle.processor import LifecycleProcessor, Source
 from streams.lifecycle.tables import HeldTable, RecordTable
-from streams.tables import bind_event
+from streams.tables import StoreReads, bind_event
 from streams.worker import Worker
 
 #: Events taken at once: a batch's table writes are one per key, its publishes one burst.
 #: At most Faust's producer buffer (100), which stalls the stream when a burst overfills it.
 BATCH_SIZE = 100
-BATCH_WITHIN_S = 0.01
+BATCH_WITHIN_S = 0.05
 STATUS = Topics.STATUS.codec
 CONTROL = Topics.LIFECYCLE_CONTROL.codec
 
@@ -84,7 +84,9 @@ class LifecycleAgent:
         partitions = settings.topic_partitions
         self.batched: tuple[WriteBehind[faust.EventT[Any]], ...] = tuple(
             WriteBehind(
-                app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions),
+                StoreReads(
+                    app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+                ),
                 bind_event,
             )
             for name in ("record_by_sid", "held_by_sid")

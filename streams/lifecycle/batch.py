@@ -19,11 +19,12 @@ partition (the agent's topics are co-partitioned), so any of them will do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from streams import metrics
 from streams.lifecycle.tables import Table
+from streams.tables import ScansBelow
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,12 @@ Owner = TypeVar("Owner")
 _DELETED = None
 
 
-class WriteBehind(Generic[Owner]):
+class WriteBehind(ScansBelow, Generic[Owner]):
     """A :class:`~streams.lifecycle.tables.Table` over another, its writes held until
     :meth:`flush`. Scans (``keys``, ``values``, ``items``) read the table underneath: they
     serve the housekeeping timers, whose orders are checked again when they are applied."""
+
+    _table: Table
 
     def __init__(self, table: Table, bind: Callable[[Owner], None]) -> None:
         self._table = table
@@ -67,15 +70,6 @@ class WriteBehind(Generic[Owner]):
             raise RuntimeError("a write outside a batch: no event owns it")
         self._pending[key] = value
         self._owners[key] = self._owner
-
-    def keys(self) -> Iterable[bytes]:
-        return self._table.keys()
-
-    def values(self) -> Iterable[bytes]:
-        return self._table.values()
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self._table.items()
 
     @property
     def pending(self) -> int:
