@@ -94,16 +94,20 @@ class BenchStack(stack.Stack):
         *,
         processes: Sequence[str] = PROCESSES,
         database_url: str | None = None,
+        scenario: str = "none",
         **settings: str,
     ) -> None:
+        """``scenario``: the simulator's for every destination; ``none`` (no status
+        callbacks) unless a benchmark counts what callbacks cost, e.g. ``delivered``."""
         prefix = f"b{uuid.uuid4().hex[:8]}."
+        self.scenario = scenario
         super().__init__(
             root / prefix.rstrip("."),  # never reuse a data directory
             bootstrap,
             ACCOUNTS,
             prefix=prefix,
             processes=processes,
-            sim_args=("--callback-delay-ms", "0", "--scenario", "none"),
+            sim_args=("--callback-delay-ms", "0", "--scenario", scenario),
             database_url=database_url,
             ingresses=1,
             **{"table_store": "rocksdb://", **settings},
@@ -164,7 +168,8 @@ def run_on_stack(
         broker = Broker(args.bootstrap, Path(tmp)).start()
         try:
             settings = dict(item.split("=", 1) for item in args.setting)
-            stack = BenchStack(Path(tmp), broker.bootstrap, **settings)
+            scenario = getattr(args, "scenario", "none")
+            stack = BenchStack(Path(tmp), broker.bootstrap, scenario=scenario, **settings)
             with stack.running():
                 return asyncio.run(body(stack, broker))
         finally:

@@ -29,9 +29,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.kafka import LagProbe
 from bench.procstat import CpuWindow
 from bench.stack import API_KEY, BenchStack, Broker, add_stack_arguments, run_on_stack
 from bench.stats import latency_summary
+from schemas.topics import Topics
 
 log = logging.getLogger("bench.trace_send")
 
@@ -84,6 +86,17 @@ def first_timestamps(records: list[Any], key: Any) -> dict[Any, float]:
     return seen
 
 
+async def wait_for_statuses(stack: BenchStack, count: int, timeout_s: float) -> None:
+    """Until ``sms.status`` holds ``count`` events (or ``timeout_s`` passes)."""
+    deadline = time.monotonic() + timeout_s
+    async with LagProbe(stack.bootstrap) as probe:
+        while time.monotonic() < deadline:
+            ends = await probe.end_offsets([stack.topic(Topics.STATUS.base_name)])
+            if sum(ends.values()) >= count:
+                return
+            await asyncio.sleep(0.1)
+
+
 async def trace(
     stack: BenchStack, broker: Broker, rate: float, count: int, warmup_s: float = 5.0
 ) -> dict[str, Any]:
@@ -101,6 +114,9 @@ async def trace(
         window.start()
         sends = Sends(client, use_case["id"])
         await sends.run(rate, count)
+        if stack.scenario != "none":  # the window ends once every callback is a status
+            versions = 3 * (len(warm.times) + len(sends.times))
+            await wait_for_statuses(stack, versions, timeout_s=30.0)
         cpu = window.stop()
     requests = first_timestamps(await stack.read_topic("sms.send-requests"), lambda r: r.key)
     replies = {}
@@ -121,7 +137,8 @@ async def trace(
             hops[name].append(end - start)
         hops["total"].append(answered - fired)
     return {
-        "rate": rate, "count": count, "warmup_s": warmup_s, "ok": len(sends.times),
+        "rate": rate, "count": count, "warmup_s": warmup_s, "scenario": stack.scenario,
+        "ok": len(sends.times),
         "failures": dict(sends.failures),
         "hops_ms": {name: latency_summary(values) for name, values in hops.items()},
         "cpu_us_per_send": {
@@ -143,6 +160,13 @@ def main() -> None:
         "window, to measure steady state",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
+    parser.add_argument(
+        "--callbacks", dest="scenario", action="store_const", const="delivered",
+        default="none",
+        help="the simulator calls back sent, then delivered, for every message, and the "
+        "window lasts until each is a status: CPU per send then counts a send and its two "
+        "callbacks (without it, the simulator sends no callback)",
+    )  # fmt: skip
     add_stack_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
