@@ -7,6 +7,7 @@ label set stays bounded) and status; a request no route matched counts as ``unma
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -35,10 +36,34 @@ SEND_DURATION = Histogram(
 
 
 class RequestMetrics:
-    """ASGI middleware: count and time every HTTP request by its route template."""
+    """ASGI middleware: count and time every HTTP request by its route template.
+
+    The labelled children are kept per (method, route, status): ``labels()`` validates and
+    looks its labels up under a lock on every call, twice per request otherwise. The cache
+    holds what the metrics themselves hold, one entry per label set seen.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], Callable[[float], None]] = {}
+
+    def _observer(self, method: str, route: str, status: int) -> Callable[[float], None]:
+        """What records one request of this label set: count it, time it."""
+        key = (method, route, status)
+        observe = self._children.get(key)
+        if observe is None:
+            count = HTTP_REQUESTS.labels(method, route, str(status))
+            duration = HTTP_DURATION.labels(method, route)
+            send = SEND_DURATION.labels(str(status)) if (method, route) == SEND_ROUTE else None
+
+            def observe(elapsed: float) -> None:
+                count.inc()
+                duration.observe(elapsed)
+                if send is not None:
+                    send.observe(elapsed)
+
+            self._children[key] = observe
+        return observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,12 +82,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
-            method = scope["method"]
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(elapsed)
-            if (method, route) == SEND_ROUTE:
-                SEND_DURATION.labels(str(status)).observe(elapsed)
+            self._observer(scope["method"], route, status)(elapsed)
 
 
 def install(app: FastAPI) -> None:

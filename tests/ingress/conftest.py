@@ -183,6 +183,7 @@ def store() -> FakeStore:
 def app(settings: Settings, bridge: FakeBridge, store: FakeStore) -> FastAPI:
     app = create_app(settings)
     app.dependency_overrides[get_bridge] = lambda: bridge
+    app.state.bridge = bridge  # the Twilio webhook route reads it there (routes_webhook)
     app.dependency_overrides[get_store] = lambda: store
     return app
 

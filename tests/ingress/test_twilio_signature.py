@@ -33,8 +33,8 @@ def settings() -> Settings:
     return Settings(public_base_url=BASE)  # type: ignore[call-arg]
 
 
-@pytest.fixture
-def config() -> ConfigView:
+def config_with_account() -> ConfigView:
+    """A config view that holds the subaccount ``ACCOUNT_SID`` with ``TOKEN``."""
     view = ConfigView(TEST_BOX)
     now = datetime.now(UTC)
     account = Subaccount(account_sid=ACCOUNT_SID, auth_token=TOKEN, created_at=now, updated_at=now)
@@ -44,6 +44,11 @@ def config() -> ConfigView:
         0,
     )
     return view
+
+
+@pytest.fixture
+def config() -> ConfigView:
+    return config_with_account()
 
 
 def form() -> FormParams:
@@ -138,3 +143,36 @@ def test_a_signature_over_the_url_with_the_callback_fragment_is_valid_too(
     assert verify(settings, config, PATH, "", form(), sign(BASE + PATH)) is not None
     assert verify(settings, config, PATH, "", form(), sign(f"{BASE}{PATH}#rc=5")) is None
     assert verify(settings, config, PATH, "", form(), sign(with_fragment, "other")) is None
+
+
+@pytest.mark.parametrize("base", [BASE, "http://127.0.0.1:8000", "https://sms.example.com:443"])
+@pytest.mark.parametrize("query", ["", "tenant=a%20b"])
+def test_verify_accepts_exactly_what_twilios_validator_accepts(base: str, query: str) -> None:
+    """The check builds the signed string itself (once per request, stopping at the first
+    URL that matches); it must answer as ``RequestValidator.validate`` over every URL of
+    :func:`signed_urls`, for signatures over each URL Twilio may have used."""
+    settings = Settings(public_base_url=base)  # type: ignore[call-arg]
+    view = config_with_account()
+    host = base.split("://", 1)[1].split(":", 1)[0]
+    url = f"{base}{PATH}" + (f"?{query}" if query else "")
+    tried = {
+        url, f"{url}#{STATUS_CALLBACK_FRAGMENT}", url.replace(f"{host}:8000", host),
+        url.replace(f"{host}:443", host), url.replace(host, f"{host}:443", 1),
+        url.replace(host, f"{host}:80", 1), f"{BASE}/elsewhere", f"{url}#rc=5",
+    }  # fmt: skip
+    validator = RequestValidator(TOKEN)
+    for signed in sorted(tried):
+        for params in (form(), parse_form(b"AccountSid=" + ACCOUNT_SID.encode())):
+            assert params is not None
+            signature = (
+                sign(signed)
+                if params == form()
+                else validator.compute_signature(signed, MultiDict(params.multi_items()))
+            )
+            expected = any(
+                validator.validate(u, MultiDict(params.multi_items()), signature)
+                for u in signed_urls(settings, PATH, query)
+            )
+            assert (verify(settings, view, PATH, query, params, signature) is not None) == (
+                expected
+            ), signed
