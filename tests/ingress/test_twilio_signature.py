@@ -146,7 +146,7 @@ def test_a_signature_over_the_url_with_the_callback_fragment_is_valid_too(
 
 
 @pytest.mark.parametrize("base", [BASE, "http://127.0.0.1:8000", "https://sms.example.com:443"])
-@pytest.mark.parametrize("query", ["", "tenant=a%20b"])
+@pytest.mark.parametrize("query", ["", "tenant=a%20b", "bodySHA256=0a1b"])
 def test_verify_accepts_exactly_what_twilios_validator_accepts(base: str, query: str) -> None:
     """The check builds the signed string itself (once per request, stopping at the first
     URL that matches); it must answer as ``RequestValidator.validate`` over every URL of
