@@ -4,7 +4,6 @@ every record written before that moment is applied (the basis of the 5 s revocat
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,19 +14,15 @@ from schemas.config import ConfigChange, api_key_config_key, config_key
 from schemas.settings import Settings
 from smslane.processes import wait_until_async
 from tests.feeds.test_api_keys import make_key
-from tests.sinks.helpers import create_topic, delete_topic
+from tests.sinks.helpers import new_topic
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def topic(kafka_bootstrap: str) -> AsyncIterator[str]:
-    name = f"t{uuid.uuid4().hex[:10]}.config"
-    await create_topic(kafka_bootstrap, name, 1)
-    try:
+    async with new_topic(kafka_bootstrap, "config", 1) as name:
         yield name
-    finally:
-        await delete_topic(kafka_bootstrap, name)
 
 
 async def confirmed_after(view: ConfigView, moment: float) -> bool:

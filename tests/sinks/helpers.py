@@ -180,6 +180,17 @@ async def delete_topic(bootstrap: str, name: str) -> None:
         await admin.close()
 
 
+@contextlib.asynccontextmanager
+async def new_topic(bootstrap: str, suffix: str, partitions: int) -> AsyncIterator[str]:
+    """A topic of its own (a unique name ending in ``suffix``), deleted afterwards."""
+    name = f"t{uuid4().hex[:10]}.{suffix}"
+    await create_topic(bootstrap, name, partitions)
+    try:
+        yield name
+    finally:
+        await delete_topic(bootstrap, name)
+
+
 async def produce(
     bootstrap: str, topic: str, events: Iterable[SmsStatusEvent | tuple[bytes, bytes | None]]
 ) -> None:

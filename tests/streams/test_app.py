@@ -1,10 +1,22 @@
-"""The worker's Faust app, as built (no broker: nothing here starts)."""
+"""The worker's Faust app, as built (no broker: nothing here starts but its consumer)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.protocol.fetch import FetchRequest
+from faust.types import TP
+
+from feeds.fetch_wait import IDLE_FETCH_WAIT_MS
 from feeds.secret_box import new_key
 from schemas.settings import Settings
+from smslane.processes import wait_until_async
 from streams.app import create_app
+from tests.sinks.helpers import new_topic
 
 
 async def test_the_worker_consumer_fetches_with_the_configured_wait() -> None:
@@ -53,3 +65,66 @@ def test_the_tables_changelogs_get_the_replication_and_min_insync() -> None:
     assert worker.app.conf.topic_replication_factor == 3
     for table in worker.app.tables.values():
         assert table.changelog_topic.config["min.insync.replicas"] == "2"
+
+
+@pytest.fixture
+async def two_partitions(kafka_bootstrap: str) -> AsyncIterator[str]:
+    async with new_topic(kafka_bootstrap, "fetch-wait", 2) as name:
+        yield name
+
+
+class Fetches:
+    """The fetch requests a consumer sends: (wait ms, partitions named), in order."""
+
+    def __init__(self, client: Any) -> None:
+        self.sent: list[tuple[int, set[TopicPartition]]] = []
+        self._send = client.send
+        client.send = self.send
+
+    async def send(self, node_id: int, request: Any, **kw: Any) -> Any:
+        if isinstance(request, FetchRequest):
+            named = {TopicPartition(t, part[0]) for t, parts in request.topics for part in parts}
+            self.sent.append((request._max_wait_ms, named))
+        return await self._send(node_id, request, **kw)
+
+    async def naming(self, tps: set[TopicPartition], after: int) -> tuple[int, set[TopicPartition]]:
+        """The first fetch sent after the first ``after`` that names exactly ``tps``."""
+
+        async def found() -> tuple[int, set[TopicPartition]] | None:
+            return next((f for f in self.sent[after:] if f[1] == tps), None)
+
+        return await wait_until_async(found, 15.0, f"a fetch naming {sorted(tps)}")
+
+
+@pytest.mark.integration
+async def test_the_worker_fetch_waits_long_when_it_names_every_partition(
+    kafka_bootstrap: str, two_partitions: str
+) -> None:
+    """At idle the fetch names every partition: it waits IDLE_FETCH_WAIT_MS (new data on any
+    of them answers it). Once a partition has records buffered, the fetch of the other waits
+    SMSLANE_KAFKA_FETCH_MAX_WAIT_MS, unless Faust has paused the buffered one (then nobody
+    reads it before the next rebalance)."""
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap, kafka_fetch_max_wait_ms=25,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}.", secret_keys=(new_key(),),
+    )  # fmt: skip
+    worker = create_app(settings)
+    thread = worker.app.consumer._thread
+    await thread.on_start()  # Faust's consumer, as the worker starts it
+    consumer = thread._consumer
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        fetches = Fetches(consumer._client)
+        tp0, tp1 = TopicPartition(two_partitions, 0), TopicPartition(two_partitions, 1)
+        consumer.assign([tp0, tp1])
+        assert (await fetches.naming({tp0, tp1}, 0))[0] == IDLE_FETCH_WAIT_MS
+
+        await producer.send_and_wait(two_partitions, b"x", partition=0)  # buffered, unread
+        assert (await fetches.naming({tp1}, 0))[0] == 25
+
+        worker.app.consumer._paused_partitions.add(TP(two_partitions, 0))
+        assert (await fetches.naming({tp1}, len(fetches.sent)))[0] == IDLE_FETCH_WAIT_MS
+    finally:
+        await producer.stop()
+        await consumer.stop()
