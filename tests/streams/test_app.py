@@ -87,11 +87,17 @@ class Fetches:
             self.sent.append((request._max_wait_ms, named))
         return await self._send(node_id, request, **kw)
 
-    async def naming(self, tps: set[TopicPartition], after: int) -> tuple[int, set[TopicPartition]]:
-        """The first fetch sent after the first ``after`` that names exactly ``tps``."""
+    async def naming(
+        self, tps: set[TopicPartition], after: int, wait_ms: int | None = None
+    ) -> tuple[int, set[TopicPartition]]:
+        """The first fetch sent after the first ``after`` that names exactly ``tps`` (and
+        waits ``wait_ms``, if given)."""
+
+        def fits(fetch: tuple[int, set[TopicPartition]]) -> bool:
+            return fetch[1] == tps and wait_ms in (None, fetch[0])
 
         async def found() -> tuple[int, set[TopicPartition]] | None:
-            return next((f for f in self.sent[after:] if f[1] == tps), None)
+            return next((f for f in self.sent[after:] if fits(f)), None)
 
         return await wait_until_async(found, 15.0, f"a fetch naming {sorted(tps)}")
 
@@ -103,7 +109,8 @@ async def test_the_worker_fetch_waits_long_when_it_names_every_partition(
     """At idle the fetch names every partition: it waits IDLE_FETCH_WAIT_MS (new data on any
     of them answers it). Once a partition has records buffered, the fetch of the other waits
     SMSLANE_KAFKA_FETCH_MAX_WAIT_MS, unless Faust has paused the buffered one (then nobody
-    reads it before the next rebalance)."""
+    reads it before the next rebalance) and no records came for IDLE_AFTER_S: right after
+    records, every fetch waits short."""
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap, kafka_fetch_max_wait_ms=25,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.", secret_keys=(new_key(),),
@@ -124,7 +131,10 @@ async def test_the_worker_fetch_waits_long_when_it_names_every_partition(
         assert (await fetches.naming({tp1}, 0))[0] == 25
 
         worker.app.consumer._paused_partitions.add(TP(two_partitions, 0))
-        assert (await fetches.naming({tp1}, len(fetches.sent)))[0] == IDLE_FETCH_WAIT_MS
+        paused_at = len(fetches.sent)
+        await fetches.naming({tp1}, paused_at, IDLE_FETCH_WAIT_MS)  # once quiet
+        short = [wait for wait, named in fetches.sent[paused_at:] if named == {tp1}]
+        assert short[0] == 25  # the records came less than IDLE_AFTER_S ago
     finally:
         await producer.stop()
         await consumer.stop()
