@@ -53,7 +53,8 @@ async def measure(
         "checkout": str(Path.cwd()), "settings": settings, "load_average_at_start": load_average(),
         "whole_stack": whole_stack, "sends": sends, "own_broker": bootstrap is None,
     }  # fmt: skip
-    broker = Broker(bootstrap, root).start()
+    # Broker.start runs its own event loop (asyncio.run): in a thread, not inside this one.
+    broker = await asyncio.to_thread(Broker(bootstrap, root).start)
     try:
         processes = PROCESSES if whole_stack else ("worker",)
         stack = BenchStack(root, broker.bootstrap, processes=processes, **settings)
