@@ -189,8 +189,10 @@ _EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _handed_out: set[int] = set()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now, for a process started later.
+def free_port(host: str = "127.0.0.1", span: int = 1) -> int:
+    """A TCP port on ``host`` that nothing listens on right now, for a process started later;
+    with ``span`` > 1 the first of that many neighbouring ones (a local broker listens on its
+    port and the next, for its controller), all free and all reserved.
 
     Not a port the kernel picks (``bind(0)``): that one is *ephemeral*, and once released
     any outgoing connection on the machine (a Kafka client, an HTTP pool) may take it as its
@@ -202,11 +204,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     """
     start, end = port_range()
     for _ in range(100):
-        port = random.randrange(start, end)
-        if port not in _handed_out and port_free(host, port):
-            _handed_out.add(port)
-            return port
-    raise OSError(f"no free TCP port found between {start} and {end}")
+        first = random.randrange(start, end - span + 1)
+        ports = set(range(first, first + span))
+        if not ports & _handed_out and all(port_free(host, port) for port in ports):
+            _handed_out.update(ports)
+            return first
+    after = f" with the next {span - 1} free too" if span > 1 else ""
+    raise OSError(f"no free TCP port found between {start} and {end}{after}")
 
 
 def port_range() -> tuple[int, int]:

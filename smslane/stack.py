@@ -284,5 +284,5 @@ async def topic_partitions(settings: Settings | str, name: str) -> int:
 def local_broker(data_dir: Path, progress: Callable[[str], None] | None = None) -> LocalKafka:
     """A broker of our own on a free port (not started yet), from the cached Maven artifacts;
     its address is ``.settings.kafka_bootstrap_servers``."""
-    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", data_dir=data_dir)
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port(span=2)}", data_dir=data_dir)
     return LocalKafka(settings) if progress is None else LocalKafka(settings, progress=progress)

@@ -27,7 +27,7 @@ def kafka_cli(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 
 def test_start_status_stop_and_no_second_broker(tmp_path: Path) -> None:
-    port = free_port()
+    port = free_port(span=2)  # the broker's port and its controller's
     env = {
         "SMSLANE_DATA_DIR": str(tmp_path / "var"),
         "SMSLANE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",

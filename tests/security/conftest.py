@@ -25,7 +25,7 @@ def secured_broker(
     tmp_path_factory: pytest.TempPathFactory, broker_said: list[str]
 ) -> Iterator[SecuredLocalKafka]:
     root = tmp_path_factory.mktemp("sasl-ssl-kafka")
-    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", data_dir=root)
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port(span=2)}", data_dir=root)
     broker = SecuredLocalKafka(settings, progress=broker_said.append)
     broker.start()
     try:

@@ -49,3 +49,22 @@ def test_a_port_in_use_is_skipped_and_an_exhausted_range_is_an_error(
         assert free_port() == taken + 1
         with pytest.raises(OSError, match="no free TCP port"):
             free_port()  # the listening one is never handed out, the other was already
+
+
+def test_a_span_is_neighbouring_free_ports_none_handed_out_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = _two_free_ports_in_a_row()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", taken + 1))
+        listening.listen()
+        # Three ports: a pair needs taken and taken + 1 (in use) or taken + 1 and taken + 2.
+        monkeypatch.setattr(processes, "_FIRST_FREE_PORT", taken)
+        monkeypatch.setattr(processes, "_ephemeral_low", lambda: taken + 3)
+        monkeypatch.setattr(processes, "_handed_out", set())
+        with pytest.raises(OSError, match="with the next 1 free too"):
+            free_port(span=2)  # the listening port sits in every pair
+    first = free_port(span=2)  # now nothing listens: the pair starts at taken or taken + 1
+    assert first in (taken, taken + 1)
+    assert {first, first + 1} <= processes._handed_out
+    assert free_port() not in (first, first + 1)
