@@ -21,24 +21,24 @@ def test_ports_come_from_below_the_ephemeral_range_and_are_free() -> None:
             sock.bind(("127.0.0.1", port))  # nothing listens there
 
 
-def _two_free_ports_in_a_row() -> int:
-    """The first of two neighbouring ports below the ephemeral range that nothing holds now.
+def _free_ports_in_a_row(count: int = 2) -> int:
+    """The first of ``count`` neighbouring ports below the ephemeral range that nothing holds now.
 
     Not ``bind(0)``: its neighbour would be an ephemeral port, which any outgoing connection
     on the machine may take at any moment (CI once saw exactly that).
     """
     start, end = processes.port_range()
     for _ in range(100):
-        first = random.randrange(start, end - 1)
-        if processes.port_free("127.0.0.1", first) and processes.port_free("127.0.0.1", first + 1):
+        first = random.randrange(start, end - count + 1)
+        if all(processes.port_free("127.0.0.1", port) for port in range(first, first + count)):
             return first
-    raise AssertionError("no two free ports in a row below the ephemeral range")
+    raise AssertionError(f"no {count} free ports in a row below the ephemeral range")
 
 
 def test_a_port_in_use_is_skipped_and_an_exhausted_range_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = _two_free_ports_in_a_row()
+    taken = _free_ports_in_a_row()
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", taken))
         listening.listen()
@@ -54,7 +54,7 @@ def test_a_port_in_use_is_skipped_and_an_exhausted_range_is_an_error(
 def test_a_span_is_neighbouring_free_ports_none_handed_out_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = _two_free_ports_in_a_row()
+    taken = _free_ports_in_a_row(3)
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", taken + 1))
         listening.listen()
